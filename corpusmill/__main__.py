@@ -1,0 +1,3 @@
+from corpusmill.cli import app
+
+app(prog_name="corpusmill")

@@ -1,0 +1,258 @@
+"""The release's dataset card: Hugging Face YAML front matter, datasheet sections, tables, plots."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pyarrow as pa
+import yaml
+
+from corpusmill import __version__
+from corpusmill.config import BuildConfig
+
+if TYPE_CHECKING:
+    from corpusmill.executor import StageResult
+    from corpusmill.release import SplitSummary
+
+MAX_LABELS_PLOTTED = 40
+PNG_METADATA = {"Software": None}
+"""No matplotlib version stamp, so plots are the same bytes on every run."""
+
+
+def feature_yaml(arrow_type: pa.DataType) -> dict[str, Any]:
+    """One column's type in the card's ``dataset_info.features`` form (what ``datasets`` reads)."""
+    if pa.types.is_string(arrow_type):
+        return {"dtype": "string"}
+    if pa.types.is_list(arrow_type):
+        inner = arrow_type.value_type
+        if pa.types.is_struct(inner):
+            return {"list": [{"name": f.name, **feature_yaml(f.type)} for f in inner]}
+        return {"list": feature_yaml(inner)["dtype"]}
+    if pa.types.is_struct(arrow_type):
+        return {"struct": [{"name": f.name, **feature_yaml(f.type)} for f in arrow_type]}
+    raise TypeError(f"no card type for {arrow_type}")
+
+
+def size_category(total: int) -> str:
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if total < limit:
+            return name
+    return "n>1M"
+
+
+def front_matter(config: BuildConfig, summaries: dict[str, SplitSummary], schema: pa.Schema) -> dict[str, Any]:
+    total = sum(summary.records for summary in summaries.values())
+    meta: dict[str, Any] = {
+        "pretty_name": config.release.name,
+        "license": config.release.license,
+        "language": config.release.language,
+        "size_categories": [size_category(total)],
+    }
+    if config.release.task_categories:
+        meta["task_categories"] = config.release.task_categories
+    meta["configs"] = [
+        {
+            "config_name": "default",
+            "data_files": [{"split": name, "path": f"data/{name}-*.parquet"} for name in summaries],
+        }
+    ]
+    meta["dataset_info"] = {
+        "features": [{"name": field.name, **feature_yaml(field.type)} for field in schema],
+        "splits": [
+            {"name": name, "num_bytes": summary.nbytes, "num_examples": summary.records}
+            for name, summary in summaries.items()
+        ],
+        "dataset_size": sum(summary.nbytes for summary in summaries.values()),
+    }
+    return meta
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _length_row(name: str, values: list[int]) -> list[Any]:
+    if not values:
+        return [name, 0, "–", "–", "–", "–", "–"]
+    ordered = sorted(values)
+
+    def pct(q: float) -> int:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    return [name, len(values), min(values), pct(0.05), int(statistics.median(values)), pct(0.95), max(values)]
+
+
+def render_card(
+    config: BuildConfig,
+    summaries: dict[str, SplitSummary],
+    schema: pa.Schema,
+    stages: list[StageResult],
+    accounting: dict[str, Any],
+    plots: dict[str, str],
+) -> str:
+    release = config.release
+    total = sum(s.records for s in summaries.values())
+    all_labels: Counter[str] = Counter()
+    for summary in summaries.values():
+        all_labels.update(summary.labels)
+    datasets: Counter[str] = Counter()
+    for summary in summaries.values():
+        datasets.update(summary.datasets)
+
+    parts = ["---", yaml.safe_dump(front_matter(config, summaries, schema), sort_keys=False).rstrip(), "---", ""]
+    parts += [f"# {release.name} {release.version}", ""]
+    parts += [release.description or "A corpusmill release.", ""]
+    parts += [
+        "## Dataset summary",
+        "",
+        f"{total} records in {len(summaries)} splits, built by corpusmill {__version__} with seed {config.seed}. "
+        f"{accounting['input_records']} records came in; {accounting['rejected_total']} were rejected with a "
+        f"reason (see *Preprocessing*) and {accounting['augmented_records']} were added by augmentation.",
+        "",
+        "## Splits",
+        "",
+        _table(
+            ["split", "records", "share", "chat records", "augmented"],
+            [
+                [name, s.records, f"{s.records / total:.1%}" if total else "–", s.chat, s.augmented]
+                for name, s in summaries.items()
+            ],
+        ),
+        "",
+        'Load it with `datasets.load_dataset("<this directory>")`; the `configs` block above maps each '
+        "split to its parquet files. `jsonl/` holds the same records as JSON lines.",
+        "",
+    ]
+    if all_labels:
+        names = list(summaries)
+        rows = [
+            [label, *[summaries[name].labels.get(label, 0) for name in names], count]
+            for label, count in sorted(all_labels.items(), key=lambda item: (-item[1], item[0]))
+        ]
+        parts += ["## Label distribution", "", f"{len(all_labels)} labels.", ""]
+        parts += [_table(["label", *names, "all"], rows), ""]
+        if "labels" in plots:
+            parts += [f"![Label distribution per split]({plots['labels']})", ""]
+    parts += ["## Text length", "", "Words per record (characters in the second table).", ""]
+    parts += [
+        _table(
+            ["split", "records", "min", "p5", "median", "p95", "max"],
+            [_length_row(name, s.words) for name, s in summaries.items()],
+        ),
+        "",
+        _table(
+            ["split", "records", "min", "p5", "median", "p95", "max"],
+            [_length_row(name, s.chars) for name, s in summaries.items()],
+        ),
+        "",
+        f"![Length histogram per split]({plots['lengths']})",
+        "",
+    ]
+    parts += ["## Sources", "", _table(["dataset", "records released"], sorted(datasets.items())), ""]
+    step_rows = []
+    for stage in stages:
+        for step in stage.steps:
+            counts = step.stats.counts
+            reasons = ", ".join(f"{reason}: {n}" for reason, n in step.stats.dropped_by_reason.items()) or "–"
+            step_rows.append([stage.name, step.label, counts["total"], counts["kept"], counts["dropped"], reasons])
+    parts += [
+        "## Preprocessing",
+        "",
+        "Every step in order, with what it received, kept and dropped. Each dropped record is in "
+        "`rejects/<stage>.<step>.jsonl` with its reason.",
+        "",
+        _table(["stage", "step", "in", "kept", "dropped", "reasons"], step_rows),
+        "",
+    ]
+    parts += [
+        "## Datasheet",
+        "",
+        "### Composition",
+        "",
+        "Each record has `id`, `text` (plain text) or `messages` (chat turns with `role` and `content`), "
+        "`label` (none, a string, or a list for multi-label data), `group` (records sharing it are always "
+        "in the same split), `split`, `source` (kind, uri, dataset, fetched_at), `meta` (a JSON object: "
+        "scores and facts computed during cleaning), `parent_id` and `augmentation` (a JSON object) for "
+        "records derived from another one.",
+        "",
+        "### Collection process",
+        "",
+        _table(
+            ["dataset", "type", "uri"],
+            [
+                [spec.dataset or config.dataset_name(i), spec.type, spec.step_params.get("path", "–")]
+                for i, spec in enumerate(config.sources)
+            ],
+        ),
+        "",
+        "### Uses",
+        "",
+        f"Task categories: {', '.join(release.task_categories) or 'not declared'}. Train on `train`, choose "
+        "hyperparameters on `validation`, report on `test` once.",
+        "",
+        "### Distribution and maintenance",
+        "",
+        f"License: {release.license}. `manifest.json` lists the sha256 of every file, the full build config and "
+        "its hash, the library versions and the accounting of every record; `corpusmill release verify` "
+        "re-checks them.",
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def plot_lengths(summaries: dict[str, SplitSummary], path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
+    longest = max((max(s.words) for s in summaries.values() if s.words), default=1)
+    bins = min(50, max(5, longest))
+    for name, summary in summaries.items():
+        if summary.words:
+            weights = [1 / len(summary.words)] * len(summary.words)
+            ax.hist(
+                summary.words,
+                bins=bins,
+                range=(0, longest),
+                histtype="step",
+                weights=weights,
+                linewidth=1.5,
+                label=f"{name} ({summary.records})",
+            )
+    ax.set_xlabel("words per record")
+    ax.set_ylabel("share of records")
+    ax.set_title("Length distribution per split")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, metadata=PNG_METADATA)
+    plt.close(fig)
+    return f"plots/{path.name}"
+
+
+def plot_labels(summaries: dict[str, SplitSummary], path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    totals: Counter[str] = Counter()
+    for summary in summaries.values():
+        totals.update(summary.labels)
+    labels = [label for label, _ in sorted(totals.items(), key=lambda item: (-item[1], item[0]))][:MAX_LABELS_PLOTTED]
+    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.28 * len(labels) + 1)), dpi=100)
+    height = 0.8 / max(1, len(summaries))
+    for offset, (name, summary) in enumerate(summaries.items()):
+        share = [summary.labels.get(label, 0) / max(1, summary.records) for label in labels]
+        ax.barh([i + offset * height for i in range(len(labels))], share, height=height, label=name)
+    ax.set_yticks([i + 0.4 - height / 2 for i in range(len(labels))], labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("share of the split's records")
+    ax.set_title("Label distribution per split" + (f" (top {len(labels)})" if len(totals) > len(labels) else ""))
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, metadata=PNG_METADATA)
+    plt.close(fig)
+    return f"plots/{path.name}"

@@ -1,0 +1,235 @@
+"""The build config: one YAML file, validated up front, every error naming its key path.
+
+Step sections (``sources``, ``clean``, ``split``, ``augment``) name a registered step and give its
+parameters inline; each step's own ``Params`` model validates them, so an unknown key or a bad
+value is reported as e.g. ``clean[1].min_chars: Input should be a valid integer``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from corpusmill.errors import ConfigError
+from corpusmill.registry import get_step
+from corpusmill.schema import dotted_path
+from corpusmill.steps import Augmenter, PipelineStep, Reader, Splitter
+
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+class StepSpec(BaseModel):
+    """``{step: NAME, **params}`` in the ``clean`` and ``augment`` lists."""
+
+    model_config = ConfigDict(extra="allow")
+
+    step: str
+
+    @property
+    def step_params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class SourceSpec(BaseModel):
+    """``{type: NAME, dataset: NAME, **params}`` in the ``sources`` list."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    dataset: str | None = None
+    on_error: str = "raise"
+
+    @field_validator("dataset")
+    @classmethod
+    def _safe_dataset(cls, value: str | None) -> str | None:
+        if value is not None and not SAFE_NAME.match(value):
+            raise ValueError("use letters, digits, '.', '_' or '-' (at most 100)")
+        return value
+
+    @field_validator("on_error")
+    @classmethod
+    def _known_policy(cls, value: str) -> str:
+        if value not in ("raise", "skip"):
+            raise ValueError("must be 'raise' or 'skip'")
+        return value
+
+    @property
+    def step_params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class SplitSpec(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    method: str = "random"
+
+    @property
+    def step_params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class ReleaseSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    version: str
+    output_dir: Path = Path("releases")
+    description: str = ""
+    license: str = "other"
+    language: list[str] = ["en"]
+    task_categories: list[str] = []
+    max_rows_per_shard: int = Field(default=100_000, gt=0)
+
+    @field_validator("name", "version")
+    @classmethod
+    def _safe_path_part(cls, value: str) -> str:
+        if not SAFE_NAME.match(value):
+            raise ValueError("use letters, digits, '.', '_' or '-' (at most 100), starting with a letter or digit")
+        return value
+
+
+class BuildConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sources: list[SourceSpec] = Field(min_length=1)
+    clean: list[StepSpec] = []
+    split: SplitSpec = SplitSpec()
+    augment: list[StepSpec] = []
+    release: ReleaseSpec
+    seed: int = 0
+    work_dir: Path | None = None
+
+    base_dir: Path = Field(default=Path("."), exclude=True)
+    """The config file's directory; relative paths in the config are resolved against it."""
+
+    def resolve(self, path: Path | str) -> Path:
+        path = Path(path)
+        return path if path.is_absolute() else (self.base_dir / path)
+
+    @property
+    def release_dir(self) -> Path:
+        return self.resolve(self.release.output_dir) / self.release.name / self.release.version
+
+    @property
+    def resolved_work_dir(self) -> Path:
+        if self.work_dir is not None:
+            return self.resolve(self.work_dir)
+        return self.base_dir / ".corpusmill" / "work" / f"{self.release.name}-{self.release.version}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The config as written (paths unresolved): what the manifest records and hashes."""
+        return self.model_dump(mode="json", exclude={"base_dir"})
+
+    # --- steps -------------------------------------------------------------------------------
+
+    def dataset_name(self, index: int) -> str:
+        spec = self.sources[index]
+        if spec.dataset:
+            return spec.dataset
+        path = spec.step_params.get("path")
+        return Path(path).stem if path else f"source{index}"
+
+    def make_readers(self) -> list[Reader]:
+        readers = []
+        for index, spec in enumerate(self.sources):
+            params = spec.step_params
+            if "path" in params:
+                params["uri"] = str(params["path"])
+                params["path"] = str(self.resolve(params["path"]))
+            reader = _make(
+                "source",
+                spec.type,
+                f"sources[{index}]",
+                params,
+                dataset=self.dataset_name(index),
+                on_error=spec.on_error,
+            )
+            assert isinstance(reader, Reader)
+            readers.append(reader)
+        return readers
+
+    def make_clean_steps(self) -> list[PipelineStep]:
+        return _labelled(
+            [_make("clean", spec.step, f"clean[{i}]", spec.step_params) for i, spec in enumerate(self.clean)]
+        )
+
+    def make_splitter(self) -> Splitter:
+        splitter = _make("split", self.split.method, "split", self.split.step_params, seed=self.seed)
+        assert isinstance(splitter, Splitter)
+        return splitter
+
+    def make_augmenters(self) -> list[Augmenter]:
+        steps = [
+            _make("augment", spec.step, f"augment[{i}]", spec.step_params, seed=self.seed)
+            for i, spec in enumerate(self.augment)
+        ]
+        return _labelled(steps)  # type: ignore[return-value]
+
+    def validate_steps(self) -> None:
+        """Build every step once so that bad step parameters fail before any work starts."""
+        self.make_readers()
+        self.make_clean_steps()
+        self.make_splitter()
+        self.make_augmenters()
+
+
+def _make(kind: str, name: str, path: str, params: dict[str, Any], **fixed: Any) -> PipelineStep:
+    name_key = {"source": "type", "split": "method"}.get(kind, "step")
+    try:
+        cls = get_step(kind, name)
+    except KeyError as exc:
+        raise ConfigError("config", f"{path}.{name_key}", str(exc.args[0])) from None
+    try:
+        return cls(**fixed, **params)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = dotted_path(err["loc"])
+        raise ConfigError("config", f"{path}.{key}" if key else path, _clean_msg(err["msg"])) from None
+    except TypeError as exc:
+        raise ConfigError("config", path, str(exc)) from None
+
+
+def _labelled(steps: list[PipelineStep]) -> list[PipelineStep]:
+    """Give repeated steps distinct labels (``length``, ``length.2``) for stats and reject files."""
+    seen: dict[str, int] = {}
+    for step in steps:
+        seen[step.name] = seen.get(step.name, 0) + 1
+        step.label = step.name if seen[step.name] == 1 else f"{step.name}.{seen[step.name]}"
+    return steps
+
+
+def _clean_msg(msg: str) -> str:
+    return msg.removeprefix("Value error, ")
+
+
+def load_config(path: Path) -> BuildConfig:
+    """Parse and validate a build config; raise :class:`ConfigError` with the key path."""
+    where = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(where, "", f"cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"line {mark.line + 1}: " if mark else ""
+        raise ConfigError(where, "", f"{line}invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(where, "", "must be a YAML mapping with sources, clean, split, augment, release")
+    try:
+        config = BuildConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        msg = "unknown key" if err["type"] == "extra_forbidden" else _clean_msg(err["msg"])
+        raise ConfigError(where, dotted_path(err["loc"]), msg) from None
+    config.base_dir = path.resolve().parent
+    try:
+        config.validate_steps()
+    except ConfigError as exc:
+        raise exc.at(where) from None
+    return config

@@ -1,0 +1,386 @@
+"""Release writer and verifier.
+
+A release is ``<output_dir>/<name>/<version>/``::
+
+    data/<split>-00000-of-0000N.parquet   Hugging Face hub layout
+    jsonl/<split>.jsonl                   the same records, one JSON object a line
+    rejects/<stage>.<step>.jsonl          every rejected record with its reason
+    plots/*.png                           figures embedded in the card
+    README.md                             Hugging Face dataset card
+    manifest.json                         checksums, accounting, config, versions
+
+Data files are deterministic: the same config, inputs and seed give the same bytes. Only
+``manifest.json`` carries the build time. The directory is built under a temp name and renamed
+into place, so a release either exists whole or not at all, and is never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import subprocess
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+from rich.console import Console
+
+from corpusmill import __version__
+from corpusmill.config import BuildConfig
+from corpusmill.errors import ReleaseError
+from corpusmill.io import atomic_directory, count_lines, read_records, sha256_file, sha256_json, write_json
+from corpusmill.schema import Record, arrow_schema, to_row
+
+if TYPE_CHECKING:
+    from corpusmill.executor import StageResult
+
+ROW_GROUP_SIZE = 10_000
+LIBRARIES = ("pydantic", "pyarrow", "matplotlib", "rich", "typer", "pyyaml")
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class SplitSummary:
+    """What the card and manifest say about one split."""
+
+    name: str
+    records: int = 0
+    labels: Counter[str] = field(default_factory=Counter)
+    chars: list[int] = field(default_factory=list)
+    words: list[int] = field(default_factory=list)
+    chat: int = 0
+    augmented: int = 0
+    datasets: Counter[str] = field(default_factory=Counter)
+    files: list[str] = field(default_factory=list)
+    nbytes: int = 0
+    """In-memory (Arrow) size of the split, as the card's ``num_bytes`` wants it."""
+
+    def add(self, record: Record) -> None:
+        self.records += 1
+        labels = record.label if isinstance(record.label, list) else [record.label]
+        self.labels.update(label for label in labels if label is not None)
+        body = record.body
+        self.chars.append(len(body))
+        self.words.append(len(body.split()))
+        self.chat += record.messages is not None
+        self.augmented += record.parent_id is not None
+        self.datasets[record.source.dataset] += 1
+
+
+def split_order(config: BuildConfig, names: set[str]) -> list[str]:
+    """Configured splits first, in config order, then any others alphabetically."""
+    configured = list(config.make_splitter().split_names)
+    return [n for n in configured if n in names] + sorted(names - set(configured))
+
+
+def existing_release_key(release_dir: Path) -> str | None:
+    try:
+        return json.loads((release_dir / MANIFEST).read_text(encoding="utf-8")).get("build_key")
+    except (OSError, ValueError):
+        return None
+
+
+def write_release(
+    config: BuildConfig,
+    build_key: str,
+    records_path: Path,
+    stages: list[StageResult],
+    work_dir: Path,
+    release_dir: Path,
+    console: Console,
+) -> dict[str, Any]:
+    """Write the release directory atomically and return its manifest."""
+    from corpusmill.card import plot_labels, plot_lengths, render_card
+
+    summaries: dict[str, SplitSummary] = {}
+    multi_label = False
+    for record in read_records(records_path):
+        if record.split is None:
+            raise ReleaseError(f"{records_path}: record {record.id} has no split")
+        summaries.setdefault(record.split, SplitSummary(record.split)).add(record)
+        multi_label = multi_label or isinstance(record.label, list)
+    order = split_order(config, set(summaries))
+    ordered = {name: summaries[name] for name in order}
+    for name in config.make_splitter().split_names:
+        ordered.setdefault(name, SplitSummary(name))
+    schema = arrow_schema(multi_label)
+
+    release_dir.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_directory(release_dir) as tmp:
+        _write_data(records_path, ordered, schema, multi_label, config.release.max_rows_per_shard, tmp)
+        reject_counts = _copy_rejects(stages, work_dir, tmp)
+        plots = {"lengths": plot_lengths(ordered, tmp / "plots" / "lengths.png")}
+        if any(summary.labels for summary in ordered.values()):
+            plots["labels"] = plot_labels(ordered, tmp / "plots" / "labels.png")
+        accounting = _accounting(stages)
+        (tmp / "README.md").write_text(
+            render_card(config, ordered, schema, stages, accounting, plots), encoding="utf-8"
+        )
+        manifest = {
+            "format": "corpusmill-release/1",
+            "name": config.release.name,
+            "version": config.release.version,
+            "build_key": build_key,
+            "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "corpusmill_version": __version__,
+            "git_commit": _git_commit(),
+            "python": platform.python_version(),
+            "libraries": _library_versions(),
+            "seed": config.seed,
+            "config": config.as_dict(),
+            "config_sha256": sha256_json(config.as_dict()),
+            "inputs": [
+                {"dataset": reader.dataset, "type": reader.name, "uri": reader.uri, "sha256": reader.fingerprint()}
+                for reader in config.make_readers()
+            ],
+            "multi_label": multi_label,
+            "splits": {
+                name: {
+                    "records": summary.records,
+                    "files": summary.files,
+                    "jsonl": f"jsonl/{name}.jsonl",
+                    "augmented": summary.augmented,
+                }
+                for name, summary in ordered.items()
+            },
+            "accounting": accounting,
+            "rejects": reject_counts,
+            "stages": [
+                {
+                    "stage": stage.name,
+                    "records_out": stage.records_out,
+                    "resumed": stage.resumed,
+                    "steps": [step.to_dict() for step in stage.steps],
+                }
+                for stage in stages
+            ],
+            "files": _checksums(tmp),
+        }
+        write_json(tmp / MANIFEST, manifest)
+    return manifest
+
+
+def _write_data(
+    records_path: Path,
+    summaries: dict[str, SplitSummary],
+    schema: pa.Schema,
+    multi_label: bool,
+    max_rows: int,
+    out: Path,
+) -> None:
+    """Stream the records into per-split parquet shards and JSONL mirrors."""
+    (out / "data").mkdir()
+    (out / "jsonl").mkdir()
+    shard_counts = {name: max(1, -(-summary.records // max_rows)) for name, summary in summaries.items()}
+    for name, summary in summaries.items():
+        summary.files = [
+            f"data/{name}-{index:05d}-of-{shard_counts[name]:05d}.parquet" for index in range(shard_counts[name])
+        ]
+    writers: dict[str, _SplitWriter] = {
+        name: _SplitWriter(out, summary, schema, max_rows) for name, summary in summaries.items()
+    }
+    try:
+        for record in read_records(records_path):
+            if multi_label and isinstance(record.label, str):
+                record.label = [record.label]
+            writers[record.split].add(record)  # type: ignore[index]
+    finally:
+        for writer in writers.values():
+            writer.close()
+
+
+class _SplitWriter:
+    """One split's parquet shards (rotated every ``max_rows``) and its JSONL file."""
+
+    def __init__(self, out: Path, summary: SplitSummary, schema: pa.Schema, max_rows: int) -> None:
+        self.out, self.summary, self.schema, self.max_rows = out, summary, schema, max_rows
+        self.files = summary.files
+        self.jsonl = (out / "jsonl" / f"{summary.name}.jsonl").open("w", encoding="utf-8")
+        self.rows: list[dict[str, Any]] = []
+        self.in_shard = 0
+        self.shard = 0
+        self.writer: pq.ParquetWriter | None = None
+
+    def add(self, record: Record) -> None:
+        self.jsonl.write(record.to_json() + "\n")
+        self.rows.append(to_row(record))
+        if len(self.rows) >= ROW_GROUP_SIZE or self.in_shard + len(self.rows) >= self.max_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.out / self.files[self.shard], self.schema, compression="zstd")
+        if self.rows:
+            table = pa.Table.from_pylist(self.rows, schema=self.schema)
+            self.writer.write_table(table)
+            self.summary.nbytes += table.nbytes
+            self.in_shard += len(self.rows)
+            self.rows = []
+        if self.in_shard >= self.max_rows:
+            self.writer.close()
+            self.writer = None
+            self.shard += 1
+            self.in_shard = 0
+
+    def close(self) -> None:
+        self.jsonl.close()
+        if self.rows or self.writer is not None or self.shard < len(self.files):
+            self._flush()
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _copy_rejects(stages: list[StageResult], work_dir: Path, out: Path) -> dict[str, int]:
+    """Copy each step's rejects file; every step gets one, empty when it dropped nothing."""
+    counts = {}
+    (out / "rejects").mkdir()
+    for stage in stages:
+        for step in stage.steps:
+            source = work_dir / stage.directory_name / "rejects" / step.rejects_file
+            target = out / "rejects" / step.rejects_file
+            if source.exists():
+                shutil.copyfile(source, target)
+            else:
+                target.touch()
+            with target.open("rb") as handle:
+                counts[step.rejects_file] = sum(1 for _ in handle)
+    return counts
+
+
+def _accounting(stages: list[StageResult]) -> dict[str, Any]:
+    """in = (released - augmented) + rejected, with rejections broken down by step and reason."""
+    ingest = next(stage for stage in stages if stage.name == "ingest")
+    input_records = sum(step.stats.counts["total"] for step in ingest.steps)
+    rejected: dict[str, dict[str, int]] = {}
+    augmented = 0
+    for stage in stages:
+        for step in stage.steps:
+            reasons = step.stats.dropped_by_reason
+            if reasons:
+                rejected[f"{stage.name}.{step.label}"] = reasons
+            augmented += step.stats.counts["added"]
+    rejected_total = sum(sum(reasons.values()) for reasons in rejected.values())
+    released = stages[-1].records_out
+    return {
+        "input_records": input_records,
+        "released_records": released,
+        "augmented_records": augmented,
+        "rejected_total": rejected_total,
+        "rejected": rejected,
+        "balanced": input_records == released - augmented + rejected_total,
+    }
+
+
+def _checksums(directory: Path) -> dict[str, dict[str, Any]]:
+    return {
+        path.relative_to(directory).as_posix(): {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and path.name != MANIFEST
+    }
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def _library_versions() -> dict[str, str]:
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+# --- verify ------------------------------------------------------------------------------------
+
+
+def verify_release(release_dir: Path) -> dict[str, Any]:
+    """Recompute every checksum and count; raise :class:`ReleaseError` at the first mismatch."""
+    manifest_path = release_dir / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ReleaseError(f"{manifest_path}: cannot read: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ReleaseError(f"{manifest_path}: not valid JSON: {exc}") from None
+
+    listed = manifest["files"]
+    present = {p.relative_to(release_dir).as_posix() for p in release_dir.rglob("*") if p.is_file()}
+    for name in sorted(present - set(listed) - {MANIFEST}):
+        raise ReleaseError(f"{release_dir / name}: file is not listed in the manifest")
+    for name, expected in sorted(listed.items()):
+        path = release_dir / name
+        if not path.exists():
+            raise ReleaseError(f"{path}: listed in the manifest but missing")
+        if sha256_file(path) != expected["sha256"]:
+            raise ReleaseError(f"{path}: sha256 does not match the manifest")
+
+    for split, info in manifest["splits"].items():
+        rows = sum(pq.ParquetFile(release_dir / file).metadata.num_rows for file in info["files"])
+        if rows != info["records"]:
+            raise ReleaseError(
+                f"{release_dir}: split {split!r} has {rows} parquet rows, manifest says {info['records']}"
+            )
+        lines = count_lines(release_dir / info["jsonl"])
+        if lines != info["records"]:
+            raise ReleaseError(f"{release_dir / info['jsonl']}: {lines} lines, manifest says {info['records']}")
+
+    accounting = manifest["accounting"]
+    released = sum(info["records"] for info in manifest["splits"].values())
+    if released != accounting["released_records"]:
+        raise ReleaseError(
+            f"{manifest_path}: splits hold {released} records, accounting says {accounting['released_records']}"
+        )
+    for stage_step, reasons in accounting["rejected"].items():
+        file = f"{stage_step}.jsonl"
+        if manifest["rejects"].get(file) != sum(reasons.values()):
+            raise ReleaseError(
+                f"{release_dir / 'rejects' / file}: {manifest['rejects'].get(file)} rejects, "
+                f"accounting says {sum(reasons.values())}"
+            )
+    for file, count in manifest["rejects"].items():
+        lines = count_lines(release_dir / "rejects" / file)
+        if lines != count:
+            raise ReleaseError(f"{release_dir / 'rejects' / file}: {lines} lines, manifest says {count}")
+    rejected = sum(sum(reasons.values()) for reasons in accounting["rejected"].values())
+    if rejected != accounting["rejected_total"]:
+        raise ReleaseError(
+            f"{manifest_path}: rejected_total {accounting['rejected_total']} != sum by reason {rejected}"
+        )
+    if accounting["input_records"] != released - accounting["augmented_records"] + rejected:
+        raise ReleaseError(
+            f"{manifest_path}: accounting does not balance: {accounting['input_records']} in, "
+            f"{released - accounting['augmented_records']} kept + {rejected} rejected"
+        )
+
+    card_splits = _card_split_counts(release_dir / "README.md")
+    for split, info in manifest["splits"].items():
+        if card_splits.get(split) != info["records"]:
+            raise ReleaseError(
+                f"{release_dir / 'README.md'}: card says {card_splits.get(split)} examples in {split!r}, "
+                f"manifest says {info['records']}"
+            )
+    return manifest
+
+
+def _card_split_counts(card: Path) -> dict[str, int]:
+    text = card.read_text(encoding="utf-8")
+    if not text.startswith("---\n"):
+        raise ReleaseError(f"{card}: no YAML front matter")
+    front = yaml.safe_load(text[4 : text.index("\n---\n", 4)])
+    return {split["name"]: split["num_examples"] for split in front["dataset_info"]["splits"]}

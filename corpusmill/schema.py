@@ -1,0 +1,185 @@
+"""The one record shape every stage reads and writes.
+
+A record is one training example: plain ``text`` or an OpenAI-style chat (``messages``), an optional
+label, the group it must stay with across splits, and where it came from. Records serialise to a
+JSON line and to a fixed set of parquet columns (``meta`` and ``augmentation`` travel as JSON
+strings there, because their keys differ from record to record).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from corpusmill.errors import InputError
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+    content: str
+
+
+class Source(BaseModel):
+    """Where a record came from: a crawl of a URL or an import of a file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["crawl", "import"]
+    uri: str
+    dataset: str
+    fetched_at: str | None = None
+
+
+class Augmentation(BaseModel):
+    """How a derived record was made from its parent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Record(BaseModel):
+    """One training example."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1)
+    text: str | None = None
+    messages: list[Message] | None = None
+    label: str | list[str] | None = None
+    group: str | None = None
+    split: str | None = None
+    source: Source
+    meta: dict[str, Any] = Field(default_factory=dict)
+    parent_id: str | None = None
+    augmentation: Augmentation | None = None
+
+    @field_validator("messages")
+    @classmethod
+    def _messages_not_empty(cls, messages: list[Message] | None) -> list[Message] | None:
+        if messages is not None and not messages:
+            raise ValueError("must hold at least one message")
+        return messages
+
+    @model_validator(mode="after")
+    def _one_body(self) -> Record:
+        if (self.text is None) == (self.messages is None):
+            raise ValueError("exactly one of 'text' or 'messages' must be set")
+        return self
+
+    @property
+    def body(self) -> str:
+        """The text a length, a hash or a language check should look at."""
+        if self.text is not None:
+            return self.text
+        return "\n".join(m.content for m in self.messages or [])
+
+    @property
+    def group_key(self) -> str:
+        """The key that must not be split across train/validation/test (the id when no group)."""
+        return self.group or self.id
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_json(cls, line: str, where: str = "<record>") -> Record:
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(where, f"invalid JSON: {exc.msg} at column {exc.colno}") from exc
+        return cls.from_dict(data, where)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "<record>") -> Record:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise InputError(where, describe_validation_error(exc)) from exc
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Pydantic's errors as one line that names each field by its dotted path."""
+    parts = []
+    for err in exc.errors():
+        path = dotted_path(err["loc"])
+        parts.append(f"{path}: {err['msg']}" if path else err["msg"])
+    return "; ".join(parts)
+
+
+def dotted_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def content_id(dataset: str, text: str | None, messages: list[dict[str, str]] | None) -> str:
+    """A stable id from what a record says, so re-importing a reordered file keeps every id."""
+    body = text if text is not None else json.dumps(messages, sort_keys=True, ensure_ascii=False)
+    digest = hashlib.sha256(f"{dataset}\0{body}".encode()).hexdigest()
+    return f"{dataset}-{digest[:16]}"
+
+
+# --- parquet columns -------------------------------------------------------------------------
+
+MESSAGE_TYPE = pa.struct([("role", pa.string()), ("content", pa.string())])
+SOURCE_TYPE = pa.struct(
+    [("kind", pa.string()), ("uri", pa.string()), ("dataset", pa.string()), ("fetched_at", pa.string())]
+)
+
+
+def arrow_schema(multi_label: bool) -> pa.Schema:
+    """The release's column types; ``label`` is a list column only for multi-label datasets."""
+    label_type = pa.list_(pa.string()) if multi_label else pa.string()
+    return pa.schema(
+        [
+            ("id", pa.string()),
+            ("text", pa.string()),
+            ("messages", pa.list_(MESSAGE_TYPE)),
+            ("label", label_type),
+            ("group", pa.string()),
+            ("split", pa.string()),
+            ("source", SOURCE_TYPE),
+            ("meta", pa.string()),
+            ("parent_id", pa.string()),
+            ("augmentation", pa.string()),
+        ]
+    )
+
+
+def _json_or_none(value: Any) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def to_row(record: Record) -> dict[str, Any]:
+    """The record as one parquet row (see :func:`arrow_schema`)."""
+    data = record.to_dict()
+    data["meta"] = _json_or_none(data["meta"])
+    data["augmentation"] = _json_or_none(data["augmentation"])
+    return data
+
+
+def from_row(row: dict[str, Any]) -> Record:
+    """Inverse of :func:`to_row`."""
+    data = dict(row)
+    data["meta"] = json.loads(data["meta"]) if data.get("meta") else {}
+    data["augmentation"] = json.loads(data["augmentation"]) if data.get("augmentation") else None
+    return Record.model_validate(data)

@@ -1,0 +1,5 @@
+"""Getting text in: Scrapy spiders for sites and importers for existing datasets."""
+
+from crawlers import importers
+
+__all__ = ["importers"]

@@ -1,0 +1,6 @@
+"""Dataset importers: each turns one file format into corpusmill records, streaming."""
+
+from crawlers.importers.csv import CsvReader
+from crawlers.importers.jsonl import JsonlReader
+
+__all__ = ["CsvReader", "JsonlReader"]

@@ -1,0 +1,109 @@
+"""Turning one row of a dataset (a dict of columns) into a record, the same way for every format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from corpusmill.errors import InputError
+from corpusmill.schema import Record, Source, content_id
+
+
+class FieldMapping(BaseModel):
+    """Which columns hold the text (or chat messages), label, id and group."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path
+    text: str | None = None
+    messages: str | None = None
+    label: str | None = None
+    label_sep: str | None = None
+    """Split a label string on this separator for multi-label data (e.g. ``|``)."""
+    id: str | None = None
+    group: str | None = None
+    meta: list[str] = []
+    """Extra columns copied into ``record.meta``."""
+    encoding: str = "utf-8"
+
+    @model_validator(mode="after")
+    def _text_or_messages(self) -> FieldMapping:
+        if self.text and self.messages:
+            raise ValueError("give either 'text' or 'messages', not both")
+        if not self.text and not self.messages:
+            self.text = "text"
+        return self
+
+    @property
+    def columns(self) -> list[str]:
+        """Every column the mapping reads; a file lacking one is rejected up front."""
+        named = [self.text, self.messages, self.label, self.id, self.group, *self.meta]
+        return [column for column in named if column]
+
+    def to_record(self, row: dict[str, Any], dataset: str, uri: str, where: str) -> Record:
+        """Map one row; raise :class:`InputError` at ``where`` when a value has the wrong type."""
+        text = messages = None
+        if self.messages:
+            messages = row.get(self.messages)
+            if not isinstance(messages, list):
+                raise InputError(where, f"column {self.messages!r} must be a list of messages")
+        else:
+            text = row.get(self.text)  # type: ignore[arg-type]
+            if not isinstance(text, str):
+                raise InputError(where, f"column {self.text!r} must be a string, got {_type_name(text)}")
+        data: dict[str, Any] = {
+            "id": self._record_id(row, dataset, text, messages, where),
+            "text": text,
+            "messages": messages,
+            "label": self._label(row, where),
+            "group": _scalar(row, self.group, where),
+            "source": Source(kind="import", uri=uri, dataset=dataset),
+            "meta": {column: row.get(column) for column in self.meta},
+        }
+        return Record.from_dict(data, where)
+
+    def _record_id(
+        self, row: dict[str, Any], dataset: str, text: str | None, messages: list[Any] | None, where: str
+    ) -> str:
+        if self.id:
+            value = _scalar(row, self.id, where)
+            if not value:
+                raise InputError(where, f"column {self.id!r} (the id) is empty")
+            return f"{dataset}:{value}"
+        return content_id(dataset, text, messages)
+
+    def _label(self, row: dict[str, Any], where: str) -> str | list[str] | None:
+        if not self.label:
+            return None
+        value = row.get(self.label)
+        if value is None or value == "":
+            return None
+        if isinstance(value, list):
+            return [str(item) for item in value]
+        if isinstance(value, dict):
+            raise InputError(where, f"column {self.label!r} must be a string or a list, got an object")
+        value = str(value)
+        if self.label_sep:
+            return [part.strip() for part in value.split(self.label_sep) if part.strip()]
+        return value
+
+
+def _scalar(row: dict[str, Any], column: str | None, where: str) -> str | None:
+    if not column:
+        return None
+    value = row.get(column)
+    if isinstance(value, (dict, list)):
+        raise InputError(where, f"column {column!r} must be a single value")
+    return None if value is None or value == "" else str(value)
+
+
+def _type_name(value: Any) -> str:
+    return "nothing" if value is None else type(value).__name__
+
+
+def excerpt(raw: str, limit: int = 60) -> str:
+    """A short, one-line excerpt of a bad line for error messages."""
+    flat = raw.strip().replace("\n", "\\n")
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

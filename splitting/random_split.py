@@ -1,0 +1,44 @@
+"""Seeded, group-aware random split with exact target counts."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from corpusmill.registry import register
+from corpusmill.schema import Record
+from corpusmill.steps import DropRecord, Splitter
+
+
+def target_counts(total: int, ratios: dict[str, float]) -> dict[str, int]:
+    """Split ``total`` by ``ratios`` into whole numbers that add up (largest remainder)."""
+    raw = {name: total * ratio for name, ratio in ratios.items()}
+    counts = {name: int(value) for name, value in raw.items()}
+    by_remainder = sorted(raw, key=lambda name: (-(raw[name] - counts[name]), list(ratios).index(name)))
+    for name in by_remainder[: total - sum(counts.values())]:
+        counts[name] += 1
+    return counts
+
+
+@register("random")
+class RandomSplitter(Splitter):
+    """Shuffles groups by a seeded hash and fills each split up to its share of records.
+
+    A group's position depends only on the seed and its key, so adding records moves few others.
+    """
+
+    def assign(self, records: Sequence[Record]) -> Sequence[str | DropRecord]:
+        sizes: dict[str, int] = {}
+        for record in records:
+            sizes[record.group_key] = sizes.get(record.group_key, 0) + 1
+        ratios: dict[str, float] = self.params.ratios  # type: ignore[attr-defined]
+        targets = target_counts(len(records), ratios)
+        filled = dict.fromkeys(ratios, 0)
+        order = sorted(sizes, key=lambda key: hashlib.sha256(f"{self.seed}\0{key}".encode()).digest())
+        split_of: dict[str, str] = {}
+        for key in order:
+            # The split furthest below its target takes the group (ties: first named split).
+            name = max(ratios, key=lambda n: (targets[n] - filled[n]) / max(targets[n], 1))
+            split_of[key] = name
+            filled[name] += sizes[key]
+        return [split_of[record.group_key] for record in records]

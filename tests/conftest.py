@@ -1,0 +1,43 @@
+"""Shared fixtures: the real data beside the repo, and small build configs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data``; skipped only where the folder is absent (never in CI, which has it)."""
+    if not SHARED_DATA.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"{SHARED_DATA} is missing in CI")
+        pytest.skip(f"{SHARED_DATA} is absent")
+    return SHARED_DATA
+
+
+def write_config(directory: Path, **sections: object) -> Path:
+    """A build config in ``directory`` with sensible defaults for the sections not given."""
+    config = {
+        "seed": 7,
+        "release": {"name": "test", "version": "1.0.0", "output_dir": "releases"},
+        **sections,
+    }
+    path = directory / "build.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def make_config():
+    return write_config

@@ -1,0 +1,33 @@
+"""`corpusmill demo` end to end, as a user runs it."""
+
+import json
+import subprocess
+import sys
+
+
+def test_demo_builds_a_verified_release_and_reruns_as_up_to_date(tmp_path):
+    command = [sys.executable, "-m", "corpusmill", "demo", "--out", str(tmp_path / "demo")]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    release = tmp_path / "demo" / "releases" / "parcelly-helpdesk" / "1.0.0"
+    assert f"Card:   {release / 'README.md'}" in first.stdout
+    manifest = json.loads((release / "manifest.json").read_text())
+    assert manifest["accounting"]["balanced"]
+    assert sum(info["records"] for info in manifest["splits"].values()) > 200
+    labels = {json.loads(line)["label"] for line in (release / "jsonl" / "train.jsonl").read_text().splitlines()}
+    assert len(labels - {None}) >= 8
+    rejected = manifest["accounting"]["rejected"]
+    assert rejected["clean.length"]["too_few_chars"] >= 3
+    assert rejected["clean.exact_dedup"]["exact_duplicate"] >= 4
+
+    verify = subprocess.run(
+        [sys.executable, "-m", "corpusmill", "release", "verify", str(release)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert verify.returncode == 0 and verify.stdout.startswith("OK ")
+
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "is up to date" in again.stdout
