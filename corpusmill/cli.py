@@ -23,7 +23,7 @@ release_app = typer.Typer(help="Inspect and check releases.", no_args_is_help=Tr
 app.add_typer(release_app, name="release")
 
 console = Console(stderr=True)
-out = Console(soft_wrap=True)
+out_console = Console(soft_wrap=True)
 
 WorkersOption = Annotated[
     int | None, typer.Option("--workers", "-w", min=1, help="Worker processes for per-record steps [default: cores].")
@@ -37,7 +37,7 @@ def _fail(exc: CorpusmillError) -> typer.Exit:
 
 def _version(value: bool) -> None:
     if value:
-        out.print(f"corpusmill {__version__}")
+        out_console.print(f"corpusmill {__version__}")
         raise typer.Exit()
 
 
@@ -64,6 +64,57 @@ def build(
     print_summary(result)
 
 
+@app.command()
+def crawl(
+    urls: Annotated[list[str], typer.Argument(help="Start URLs; links are followed on their hosts only.")],
+    out: Annotated[Path, typer.Option("--out", help="Output JSONL of records.")],
+    max_pages: Annotated[int | None, typer.Option(min=1, help="Stop scheduling after this many pages.")] = None,
+    max_depth: Annotated[int, typer.Option(min=0, help="Links followed from a start URL, at most.")] = 10,
+    job_dir: Annotated[Path | None, typer.Option(help="Keep crawl state here; rerun to resume.")] = None,
+    allow: Annotated[list[str] | None, typer.Option(help="Only follow URLs matching this regex (repeatable).")] = None,
+    deny: Annotated[list[str] | None, typer.Option(help="Never follow URLs matching this regex (repeatable).")] = None,
+    sitemap: Annotated[list[str] | None, typer.Option(help="Sitemap URL to read (repeatable).")] = None,
+    fast: Annotated[bool, typer.Option("--fast", help="Politeness off: for sites you own.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 30.0,
+) -> None:
+    """Crawl a site politely into records (page text and FAQ question/answer pairs)."""
+    from pydantic import ValidationError
+
+    from corpusmill.schema import describe_validation_error
+    from crawlers.options import CrawlOptions
+    from crawlers.run import crawl as run_crawl
+
+    try:
+        options = CrawlOptions(
+            start_urls=urls,
+            max_pages=max_pages,
+            max_depth=max_depth,
+            allow=allow or [],
+            deny=deny or [],
+            sitemaps=sitemap or [],
+            fast=fast,
+            timeout=timeout,
+        )
+    except ValidationError as exc:
+        console.print(f"[red]error:[/red] {describe_validation_error(exc)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    try:
+        result = run_crawl(options, out, job_dir, console)
+    except CorpusmillError as exc:
+        raise _fail(exc) from None
+    stats = result.stats
+    out_console.print(
+        f"{stats['pages']} pages: {stats['pages_written']} written as {stats['records']} records "
+        f"({stats['faq_pairs']} FAQ pairs) in {stats['seconds']}s",
+        highlight=False,
+    )
+    for reason, count in {**stats["rejected"], **stats["not_followed"]}.items():
+        out_console.print(f"  {reason}: {count}", highlight=False)
+    out_console.print(
+        f"Records: {result.out}\nRejects: {result.rejects}\nStats:   {result.stats_path}", highlight=False
+    )
+
+
 @release_app.command("verify")
 def release_verify(directory: Annotated[Path, typer.Argument(help="Release directory.")]) -> None:
     """Recompute every checksum and count of a release; exit 1 at the first mismatch."""
@@ -74,7 +125,7 @@ def release_verify(directory: Annotated[Path, typer.Argument(help="Release direc
     except CorpusmillError as exc:
         raise _fail(exc) from None
     counts = ", ".join(f"{name} {info['records']}" for name, info in manifest["splits"].items())
-    out.print(f"OK {directory}: {len(manifest['files'])} files, {counts}; accounting balances", highlight=False)
+    out_console.print(f"OK {directory}: {len(manifest['files'])} files, {counts}; accounting balances", highlight=False)
 
 
 @app.command()
@@ -88,13 +139,13 @@ def demo(
     from corpusmill.demo import prepare_demo
 
     try:
-        config_path = prepare_demo(out_dir)
+        config_path = prepare_demo(out_dir, console)
         result = LocalExecutor(load_config(config_path), workers=workers, console=console).build()
     except CorpusmillError as exc:
         raise _fail(exc) from None
     print_summary(result)
-    out.print(f"Config: {config_path}", highlight=False)
-    out.print(f"Card:   {result.release_dir / 'README.md'}", highlight=False)
+    out_console.print(f"Config: {config_path}", highlight=False)
+    out_console.print(f"Card:   {result.release_dir / 'README.md'}", highlight=False)
 
 
 def print_summary(result: BuildResult) -> None:
@@ -105,19 +156,19 @@ def print_summary(result: BuildResult) -> None:
 
     manifest = result.manifest or json.loads((result.release_dir / MANIFEST).read_text(encoding="utf-8"))
     if result.up_to_date:
-        out.print(
+        out_console.print(
             f"Release {result.release_dir} is up to date (same inputs and config); nothing to do.", highlight=False
         )
     resumed = [stage.name for stage in result.stages if stage.resumed]
     if resumed:
-        out.print(f"Resumed from checkpoints: {', '.join(resumed)}", highlight=False)
+        out_console.print(f"Resumed from checkpoints: {', '.join(resumed)}", highlight=False)
     splits = Table(title="Records per split")
     splits.add_column("split")
     splits.add_column("records", justify="right")
     splits.add_column("augmented", justify="right")
     for name, info in manifest["splits"].items():
         splits.add_row(name, str(info["records"]), str(info["augmented"]))
-    out.print(splits)
+    out_console.print(splits)
     accounting = manifest["accounting"]
     rejects = Table(title="Rejected records by reason")
     rejects.add_column("step")
@@ -127,10 +178,10 @@ def print_summary(result: BuildResult) -> None:
         for reason, count in reasons.items():
             rejects.add_row(step, reason, str(count))
     if accounting["rejected"]:
-        out.print(rejects)
-    out.print(
+        out_console.print(rejects)
+    out_console.print(
         f"{accounting['input_records']} in = {accounting['released_records'] - accounting['augmented_records']} "
         f"kept + {accounting['rejected_total']} rejected; {accounting['augmented_records']} augmented added.",
         highlight=False,
     )
-    out.print(f"Release: {result.release_dir}", highlight=False)
+    out_console.print(f"Release: {result.release_dir}", highlight=False)

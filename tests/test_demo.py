@@ -16,6 +16,17 @@ def test_demo_builds_a_verified_release_and_reruns_as_up_to_date(tmp_path):
     assert sum(info["records"] for info in manifest["splits"].values()) > 200
     labels = {json.loads(line)["label"] for line in (release / "jsonl" / "train.jsonl").read_text().splitlines()}
     assert len(labels - {None}) >= 8
+    records = [
+        json.loads(line)
+        for split in manifest["splits"]
+        for line in (release / "jsonl" / f"{split}.jsonl").read_text().splitlines()
+    ]
+    crawled = [r for r in records if r["source"]["kind"] == "crawl"]
+    assert len([r for r in crawled if r["text"]]) >= 14  # help-centre pages
+    questions = {r["messages"][0]["content"] for r in crawled if r["messages"]}
+    assert {"Do you deliver on Sundays?", "Is my parcel insured?", "Can I visit a depot?"} <= questions
+    crawl_rejects = (tmp_path / "demo" / "inputs" / "helpcentre.rejects.jsonl").read_text()
+    assert '"reason": "robots_disallowed"' in crawl_rejects
     rejected = manifest["accounting"]["rejected"]
     assert rejected["clean.length"]["too_few_chars"] >= 3
     assert rejected["clean.exact_dedup"]["exact_duplicate"] >= 4

@@ -1,7 +1,9 @@
 """The embedded default: a fictional parcel company's help centre and its customers' questions.
 
-``prepare_demo`` copies the bundled corpus next to a build config in the output directory, so the
-demo is an ordinary build a user can open, edit and rerun.
+``prepare_demo`` serves the bundled help-centre site on 127.0.0.1, crawls it into
+``inputs/helpcentre.jsonl`` (once: the crawl is an input snapshot, so a rerun is up to date),
+copies the bundled questions beside it and writes a build config, so the demo is an ordinary
+build a user can open, edit and rerun.
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ import shutil
 from importlib import resources
 from pathlib import Path
 
+from rich.console import Console
+
+from corpusmill.demo.server import serve_directory
 from corpusmill.io import atomic_write
 
-DATA_FILES = ("questions.csv", "articles.jsonl")
+DATA_FILES = ("questions.csv",)
 
 DEMO_CONFIG = """\
 # corpusmill demo build: Parcelly help-centre articles and labelled customer questions.
@@ -23,12 +28,9 @@ sources:
     path: inputs/questions.csv
     text: text
     label: intent
-  - type: jsonl
+  - type: records            # the crawl of the bundled help-centre site (pages + FAQ pairs)
     dataset: parcelly-help-centre
-    path: inputs/articles.jsonl
-    text: body
-    group: slug
-    meta: [title, section]
+    path: inputs/helpcentre.jsonl
 clean:
   - step: normalize
     form: NFC
@@ -52,10 +54,21 @@ release:
 """
 
 
-def prepare_demo(out_dir: Path) -> Path:
+def crawl_demo_site(out: Path, console: Console | None = None) -> None:
+    """Serve the bundled site on a free loopback port and crawl it into ``out``."""
+    from crawlers.options import CrawlOptions
+    from crawlers.run import crawl
+
+    with resources.as_file(resources.files("corpusmill.demo") / "site") as site, serve_directory(site) as url:
+        crawl(CrawlOptions(start_urls=[url], fast=True, dataset="parcelly-help-centre"), out, console=console)
+
+
+def prepare_demo(out_dir: Path, console: Console | None = None) -> Path:
     """Write the demo inputs and config under ``out_dir``; return the config path."""
     inputs = out_dir / "inputs"
     inputs.mkdir(parents=True, exist_ok=True)
+    if not (inputs / "helpcentre.jsonl").exists():
+        crawl_demo_site(inputs / "helpcentre.jsonl", console)
     bundled = resources.files("corpusmill.demo") / "data"
     for name in DATA_FILES:
         with (

@@ -2,5 +2,6 @@
 
 from crawlers.importers.csv import CsvReader
 from crawlers.importers.jsonl import JsonlReader
+from crawlers.importers.records import RecordsReader
 
-__all__ = ["CsvReader", "JsonlReader"]
+__all__ = ["CsvReader", "JsonlReader", "RecordsReader"]

@@ -1,0 +1,239 @@
+"""Turning one fetched HTML page into text and question/answer pairs.
+
+Runs inside an extraction worker process (see :mod:`crawlers.pipelines`), because trafilatura has
+no timeout of its own and one pathological page must not hang a crawl.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from bs4 import BeautifulSoup, Tag
+from charset_normalizer import from_bytes
+
+from corpusmill.langid import detect_language
+
+HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+SPACES = re.compile(r"\s+")
+SPACE_BEFORE_PUNCTUATION = re.compile(r"\s+([.,;:!?)\]])")
+PILCROW = "¶"
+WESTERN = ("cp1252", "latin_1", "iso8859_15")
+
+
+def decode_html(body: bytes, declared: str | None) -> tuple[str, str]:
+    """Decode a page whose declared charset may lie; returns (text, encoding used).
+
+    Valid UTF-8 with non-ASCII bytes is almost never anything else, so it wins over a declared
+    latin-1; a declared charset that fails to decode strictly is replaced by charset-normalizer's
+    best guess.
+    """
+    try:
+        text = body.decode("utf-8")
+        return text, "utf-8"
+    except UnicodeDecodeError:
+        pass
+    if declared:
+        try:
+            return body.decode(declared), declared.lower()
+        except (UnicodeDecodeError, LookupError):
+            pass
+    matches = from_bytes(body)
+    best = matches.best()
+    if best is None:
+        return body.decode("cp1252", errors="replace"), "cp1252"
+    tied = [m.encoding for m in matches if (m.chaos, m.coherence) == (best.chaos, best.coherence)]
+    # Short Western text fits several code pages equally well; like browsers, prefer windows-1252.
+    encoding = next((e for e in WESTERN if e in tied), best.encoding)
+    return body.decode(encoding), encoding
+
+
+def _text(node: Tag | None) -> str:
+    if node is None:
+        return ""
+    for link in node.select("a.headerlink"):
+        link.decompose()
+    text = SPACES.sub(" ", node.get_text(" ").replace(PILCROW, ""))
+    return SPACE_BEFORE_PUNCTUATION.sub(r"\1", text).strip()
+
+
+def _block_text(nodes: list[Tag]) -> str:
+    paragraphs = [_text(node) for node in nodes]
+    return "\n\n".join(p for p in paragraphs if p)
+
+
+def _looks_like_faq(url: str, title: str) -> bool:
+    hay = f"{url} {title}".lower()
+    return "faq" in hay or "question" in hay
+
+
+def _pair(question: str, answer: str, how: str) -> dict[str, str] | None:
+    question, answer = question.strip(), answer.strip()
+    if not question or not answer:
+        return None
+    return {"question": question, "answer": answer, "pattern": how}
+
+
+def _jsonld_pairs(soup: BeautifulSoup) -> list[dict[str, str]]:
+    pairs = []
+    for script in soup.find_all("script", attrs={"type": "application/ld+json"}):
+        try:
+            data = json.loads(script.string or "")
+        except ValueError:
+            continue
+        stack: list[Any] = [data]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, list):
+                stack.extend(reversed(node))
+                continue
+            if not isinstance(node, dict):
+                continue
+            kinds = node.get("@type")
+            kinds = kinds if isinstance(kinds, list) else [kinds]
+            if "@graph" in node:
+                stack.append(node["@graph"])
+            if "FAQPage" in kinds or "QAPage" in kinds:
+                entities = node.get("mainEntity") or []
+                for question in entities if isinstance(entities, list) else [entities]:
+                    if not isinstance(question, dict):
+                        continue
+                    answer = question.get("acceptedAnswer") or question.get("suggestedAnswer") or {}
+                    if isinstance(answer, list):
+                        answer = answer[0] if answer else {}
+                    answer_html = answer.get("text", "") if isinstance(answer, dict) else ""
+                    answer_text = _text(BeautifulSoup(answer_html, "html.parser"))
+                    pair = _pair(str(question.get("name", "")), answer_text, "jsonld")
+                    if pair:
+                        pairs.append(pair)
+    return pairs
+
+
+def _details_pairs(soup: BeautifulSoup, faq_page: bool) -> list[dict[str, str]]:
+    pairs = []
+    for details in soup.find_all("details"):
+        summary = details.find("summary")
+        if summary is None:
+            continue
+        question = _text(summary)
+        summary.extract()
+        if question.endswith("?") or faq_page:
+            pair = _pair(question, _text(details), "details")
+            if pair:
+                pairs.append(pair)
+    return pairs
+
+
+def _dl_pairs(soup: BeautifulSoup, faq_page: bool) -> list[dict[str, str]]:
+    pairs = []
+    for dl in soup.find_all("dl"):
+        for dt in dl.find_all("dt", recursive=False):
+            question = _text(dt)
+            if not (question.endswith("?") or faq_page):
+                continue
+            answers = []
+            for sibling in dt.find_next_siblings():
+                if sibling.name != "dd":
+                    break
+                answers.append(sibling)
+            pair = _pair(question, _block_text(answers), "dl")
+            if pair:
+                pairs.append(pair)
+    return pairs
+
+
+def _heading_pairs(soup: BeautifulSoup) -> list[dict[str, str]]:
+    """Sub-headings (h2–h6) that ask a question, answered by what follows; h1 is the page title."""
+    pairs = []
+    for heading in soup.find_all(HEADINGS[1:]):
+        question = _text(heading)
+        if not question.endswith("?"):
+            continue
+        level = int(heading.name[1])
+        answer: list[Tag] = []
+        for sibling in heading.find_next_siblings():
+            if sibling.name in HEADINGS and int(sibling.name[1]) <= level:
+                break
+            if sibling.name == "section" and sibling.find(HEADINGS):
+                break
+            answer.append(sibling)
+        pair = _pair(question, _block_text(answer), "heading")
+        if pair:
+            pairs.append(pair)
+    return pairs
+
+
+def faq_pairs(soup: BeautifulSoup, url: str, title: str) -> list[dict[str, str]]:
+    """Question/answer pairs from JSON-LD, <details>, <dl> and question headings; first wins."""
+    faq_page = _looks_like_faq(url, title)
+    found = _jsonld_pairs(soup) + _details_pairs(soup, faq_page) + _dl_pairs(soup, faq_page) + _heading_pairs(soup)
+    seen: set[str] = set()
+    unique = []
+    for pair in found:
+        key = " ".join(pair["question"].casefold().split())
+        if key not in seen:
+            seen.add(key)
+            unique.append(pair)
+    return unique
+
+
+def _soup_text(soup: BeautifulSoup) -> str:
+    """Fallback main text: the <main>/<article> element (or body) without navigation chrome."""
+    root = soup.find("main") or soup.find("article") or soup.find(attrs={"role": "main"}) or soup.body or soup
+    for tag in root.find_all(["script", "style", "nav", "header", "footer", "aside", "noscript", "form"]):
+        tag.decompose()
+    blocks = [_text(node) for node in root.find_all(["p", "li", "pre", "td", *HEADINGS])]
+    return "\n\n".join(b for b in blocks if b) or _text(root)
+
+
+def main_text(html: str, url: str) -> tuple[str, str]:
+    """(text, extractor): trafilatura's main content, or the BeautifulSoup fallback."""
+    import trafilatura
+
+    text = trafilatura.extract(html, url=url, include_comments=False, include_tables=True, favor_recall=True)
+    if text and text.strip():
+        return text.strip(), "trafilatura"
+    return _soup_text(BeautifulSoup(html, "lxml")), "beautifulsoup"
+
+
+def page_facts(html: str, url: str) -> dict[str, Any]:
+    """Title, canonical URL, headings, language attribute and FAQ pairs (BeautifulSoup only)."""
+    soup = BeautifulSoup(html, "lxml")
+    title = _text(soup.title) if soup.title else ""
+    canonical = soup.find("link", rel="canonical")
+    html_tag = soup.find("html")
+    headings = [_text(h) for h in soup.find_all(HEADINGS)][:50]
+    return {
+        "title": title,
+        "canonical": canonical.get("href") if isinstance(canonical, Tag) else None,
+        "html_lang": html_tag.get("lang") if isinstance(html_tag, Tag) else None,
+        "headings": [h for h in headings if h],
+        "faq": faq_pairs(soup, url, title),
+    }
+
+
+def extract_page(html: str, url: str, use_trafilatura: bool = True) -> dict[str, Any]:
+    """Everything the crawler keeps from a page; run under a timeout.
+
+    ``use_trafilatura=False`` is the fallback for pages where trafilatura timed out.
+    """
+    facts = page_facts(html, url)
+    if use_trafilatura:
+        text, extractor = main_text(html, url)
+    else:
+        text, extractor = _soup_text(BeautifulSoup(html, "lxml")), "beautifulsoup"
+    lang, lang_score = detect_language(text)
+    return {
+        **facts,
+        "text": text,
+        "extractor": extractor,
+        "lang": lang,
+        "lang_score": lang_score,
+        "content_hash": content_hash(text),
+    }
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(" ".join(text.split()).encode()).hexdigest()

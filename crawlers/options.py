@@ -1,0 +1,93 @@
+"""Crawl options: one model shared by the CLI, the build config's ``crawl`` source and the spider."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from corpusmill import __version__
+
+USER_AGENT = f"corpusmill/{__version__}"
+
+
+class CrawlOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start_urls: list[str] = Field(min_length=1)
+    sitemaps: list[str] = []
+    """Sitemap URLs to read besides those named in each start host's robots.txt."""
+    dataset: str | None = None
+    max_pages: int | None = Field(default=None, gt=0)
+    max_depth: int = Field(default=10, ge=0)
+    allow: list[str] = []
+    """Only follow URLs matching one of these regular expressions (when given)."""
+    deny: list[str] = []
+    fast: bool = False
+    """Politeness off (no AutoThrottle, no delay, high concurrency): for sites you own."""
+    obey_robots: bool = True
+    timeout: float = Field(default=30.0, gt=0)
+    max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    retries: int = Field(default=2, ge=0)
+    max_redirects: int = Field(default=5, ge=0)
+    backoff: float = Field(default=0.5, ge=0)
+    """Seconds before the first retry; doubles on each further retry."""
+    extract_timeout: float = Field(default=20.0, gt=0)
+    """Seconds one page's extraction may take before the BeautifulSoup fallback is used."""
+
+    @field_validator("start_urls", "sitemaps")
+    @classmethod
+    def _http_urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if not re.match(r"^https?://[^/\s]+", url):
+                raise ValueError(f"not an http(s) URL: {url!r}")
+        return urls
+
+    @field_validator("allow", "deny")
+    @classmethod
+    def _regexes(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"bad regular expression {pattern!r}: {exc}") from None
+        return patterns
+
+    def scrapy_settings(self) -> dict[str, object]:
+        polite = not self.fast
+        return {
+            "USER_AGENT": USER_AGENT,
+            "ROBOTSTXT_OBEY": self.obey_robots,
+            "ROBOTSTXT_USER_AGENT": "corpusmill",
+            "AUTOTHROTTLE_ENABLED": polite,
+            "AUTOTHROTTLE_START_DELAY": 1.0,
+            "AUTOTHROTTLE_MAX_DELAY": 30.0,
+            "AUTOTHROTTLE_TARGET_CONCURRENCY": 1.0,
+            "DOWNLOAD_DELAY": 0.25 if polite else 0,
+            "CONCURRENT_REQUESTS": 16 if polite else 64,
+            "CONCURRENT_REQUESTS_PER_DOMAIN": 4 if polite else 64,
+            "CONCURRENT_ITEMS": 4,  # per response; Scrapy starts this many tasks for every page
+            "DOWNLOAD_TIMEOUT": self.timeout,
+            "DOWNLOAD_MAXSIZE": self.max_bytes,
+            "DOWNLOAD_WARNSIZE": 0,
+            "RETRY_ENABLED": True,
+            "RETRY_TIMES": self.retries,
+            "RETRY_HTTP_CODES": [500, 502, 503, 504, 522, 524, 408, 429],
+            "RETRY_BACKOFF_BASE": self.backoff,
+            "RETRY_BACKOFF_MAX": 30.0,
+            "REDIRECT_MAX_TIMES": self.max_redirects,
+            "DUPEFILTER_CLASS": "scrapy.dupefilters.BaseDupeFilter",
+            "COOKIES_ENABLED": False,
+            "TELNETCONSOLE_ENABLED": False,
+            "LOG_LEVEL": "ERROR",
+            "DOWNLOADER_MIDDLEWARES": {
+                "crawlers.middlewares.OriginGuardMiddleware": 40,
+                "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
+                "crawlers.middlewares.BackoffMiddleware": 560,
+            },
+            "ITEM_PIPELINES": {
+                "crawlers.pipelines.ExtractionPipeline": 100,
+                "crawlers.pipelines.OutputPipeline": 200,
+            },
+            "EXTENSIONS": {"crawlers.pipelines.ProgressExtension": 500},
+        }

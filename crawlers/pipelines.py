@@ -1,0 +1,236 @@
+"""Item pipelines: extraction (under a timeout, in worker processes) and output with accounting.
+
+Every page the spider yields ends in exactly one outcome: ``written`` (one or more records) or a
+reject reason; links that were never requested are reported once with why (off-site, too deep…).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+import json
+import multiprocessing
+import os
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+from scrapy import signals
+from scrapy.crawler import Crawler
+from scrapy.exceptions import DropItem
+from twisted.internet import task
+
+from corpusmill.io import write_json
+from corpusmill.schema import Record, Source
+from crawlers.extract import decode_html, extract_page
+from crawlers.journal import CrawlJournal
+from crawlers.urls import canonical_url
+
+
+def _extract(body: bytes, declared: str | None, url: str, use_trafilatura: bool) -> dict[str, Any]:
+    html, encoding = decode_html(body, declared)
+    return {**extract_page(html, url, use_trafilatura), "encoding": encoding}
+
+
+class ExtractionPipeline:
+    """Runs :func:`crawlers.extract.extract_page` in worker processes with a per-page timeout.
+
+    trafilatura has no timeout; a page that exceeds ``extract_timeout`` has its worker killed and
+    is extracted again with BeautifulSoup only (``meta.extractor`` says which one was used).
+    """
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.timeout = crawler.spider.options.extract_timeout  # type: ignore[union-attr]
+        self.workers = os.cpu_count() or 1
+        self.pool = self._new_pool()
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ExtractionPipeline:
+        return cls(crawler)
+
+    def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        return concurrent.futures.ProcessPoolExecutor(
+            self.workers, mp_context=multiprocessing.get_context("forkserver")
+        )
+
+    def _kill_pool(self) -> None:
+        for process in list(getattr(self.pool, "_processes", {}).values()):
+            process.kill()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool = self._new_pool()
+
+    async def _run(self, item: dict[str, Any], use_trafilatura: bool) -> dict[str, Any]:
+        args = (item["body"], item["declared_encoding"], item["url"], use_trafilatura)
+        for _attempt in range(2):
+            pool = self.pool
+            try:
+                future = asyncio.wrap_future(pool.submit(_extract, *args))
+                return await asyncio.wait_for(future, self.timeout)
+            except concurrent.futures.process.BrokenProcessPool:
+                if pool is self.pool:  # another page's timeout already replaced it otherwise
+                    self._kill_pool()
+        raise DropItem("extraction_failed")
+
+    async def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
+        if item["kind"] != "page":
+            return item
+        try:
+            extracted = await self._run(item, use_trafilatura=True)
+        except TimeoutError:
+            self.crawler.stats.inc_value("corpusmill/extraction_timeouts")
+            self._kill_pool()
+            try:
+                extracted = await self._run(item, use_trafilatura=False)
+            except TimeoutError:
+                self._kill_pool()
+                return {**_without_body(item), "kind": "reject", "reason": "extraction_timeout", "detail": {}}
+        return {**_without_body(item), "kind": "extracted", "extracted": extracted}
+
+    def close_spider(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _without_body(item: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in item.items() if key != "body"}
+
+
+def page_records(item: dict[str, Any], dataset: str) -> list[Record]:
+    """The page's text record and one chat record per question/answer pair."""
+    page = item["extracted"]
+    declared = page.get("canonical")
+    group = canonical_url(urljoin(item["url"], declared)) if declared else item["final_canonical"]
+    source = Source(kind="crawl", uri=item["url"], dataset=dataset, fetched_at=item["fetched_at"])
+    meta = {
+        "title": page["title"],
+        "lang": page["lang"],
+        "lang_score": page["lang_score"],
+        "headings": page["headings"],
+        "canonical_url": group,
+        "content_hash": page["content_hash"],
+        "depth": item["depth"],
+        "extractor": page["extractor"],
+        "encoding": page["encoding"],
+    }
+    records = []
+    if page["text"].strip():
+        records.append(
+            Record(id=f"{dataset}-{_digest(group)}", text=page["text"], group=group, source=source, meta=meta)
+        )
+    for pair in page["faq"]:
+        records.append(
+            Record(
+                id=f"{dataset}-{_digest(group + chr(0) + pair['question'])}",
+                messages=[
+                    {"role": "user", "content": pair["question"]},
+                    {"role": "assistant", "content": pair["answer"]},
+                ],
+                group=group,
+                source=source,
+                meta={
+                    "title": page["title"],
+                    "lang": page["lang"],
+                    "faq_pattern": pair["pattern"],
+                    "canonical_url": group,
+                },
+            )
+        )
+    return records
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class OutputPipeline:
+    """Appends records and rejects to the job directory and marks each URL done in the journal."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.journal: CrawlJournal = crawler.spider.journal  # type: ignore[union-attr]
+        self.dataset: str = crawler.spider.dataset  # type: ignore[union-attr]
+        self.outcomes: Counter[str] = Counter()
+        self.written: set[str] = {c for c, outcome in self.journal.done.items() if outcome == "written"}
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> OutputPipeline:
+        return cls(crawler)
+
+    def _count(self, key: str, n: int = 1) -> None:
+        self.crawler.stats.inc_value(f"corpusmill/{key}", n)
+
+    def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
+        kind = item["kind"]
+        if kind == "skip":
+            self.journal.append(
+                self.journal.rejects_path,
+                [json.dumps({"url": item["url"], "reason": item["reason"], "requested": False}, sort_keys=True)],
+            )
+            self._count(f"not_followed/{item['reason']}")
+            return item
+        canonical = item["canonical"]
+        if canonical in self.journal.done:
+            return item  # fetched again after a resume or a redirect: already accounted for
+        self._count("pages")
+        if kind == "extracted":
+            if item["final_canonical"] != canonical and item["final_canonical"] in self.written:
+                kind, item = "reject", {**item, "reason": "duplicate_redirect", "detail": {"to": item["url"]}}
+            else:
+                records = page_records(item, self.dataset)
+                if records:
+                    self.journal.append(self.journal.records_path, [r.to_json() for r in records])
+                    self.written.update({canonical, item["final_canonical"]})
+                    self._count("records", len(records))
+                    self._count("faq_pairs", sum(r.messages is not None for r in records))
+                    self.journal.finish(canonical, "written")
+                    return item
+                kind, item = "reject", {**item, "reason": "extraction_empty", "detail": {}}
+        self.journal.append(
+            self.journal.rejects_path,
+            [
+                json.dumps(
+                    {"url": item["url"], "reason": item["reason"], "requested": True, "detail": item.get("detail", {})},
+                    sort_keys=True,
+                )
+            ],
+        )
+        self._count(f"rejected/{item['reason']}")
+        self.journal.finish(canonical, item["reason"])
+        return item
+
+
+class ProgressExtension:
+    """Writes ``progress.json`` in the job dir twice a second for the parent's progress line."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.started = time.monotonic()
+        self.loop: task.LoopingCall | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ProgressExtension:
+        extension = cls(crawler)
+        crawler.signals.connect(extension.opened, signal=signals.spider_opened)
+        crawler.signals.connect(extension.closed, signal=signals.spider_closed)
+        return extension
+
+    def snapshot(self) -> dict[str, Any]:
+        stats = self.crawler.stats.get_stats()
+        prefix = "corpusmill/"
+        counts = {k[len(prefix) :]: v for k, v in stats.items() if isinstance(k, str) and k.startswith(prefix)}
+        return {"elapsed": round(time.monotonic() - self.started, 2), **counts}
+
+    def write(self) -> None:
+        write_json(Path(self.crawler.spider.journal.job_dir) / "progress.json", self.snapshot())  # type: ignore[union-attr]
+
+    def opened(self, spider: Any) -> None:
+        self.loop = task.LoopingCall(self.write)
+        self.loop.start(0.5)
+
+    def closed(self, spider: Any, reason: str) -> None:
+        if self.loop is not None and self.loop.running:
+            self.loop.stop()
+        self.write()

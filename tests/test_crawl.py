@@ -1,0 +1,229 @@
+"""Crawling on loopback: the real pygments docs site and a generated site full of hazards."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from edge_site import Site, edge_sites, linear_routes
+
+from corpusmill.demo.server import serve_directory
+from corpusmill.errors import InputError
+from crawlers.options import CrawlOptions
+from crawlers.run import crawl
+from crawlers.urls import canonical_url
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_canonical_url_merges_fragment_tracking_and_slash_variants():
+    same = [
+        "http://a.test/docs/",
+        "http://a.test/docs",
+        "http://A.test:80/docs/#intro",
+        "http://a.test/docs/?utm_source=x&gclid=1",
+        "http://a.test/docs/index.html",
+    ]
+    assert {canonical_url(url) for url in same} == {"http://a.test/docs"}
+    assert canonical_url("http://a.test/s?b=2&a=1") == "http://a.test/s?a=1&b=2"
+    assert canonical_url("http://a.test:8001/") != canonical_url("http://a.test:8002/")
+
+
+@pytest.fixture(scope="module")
+def pygments_crawl(shared_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pygments") / "pages.jsonl"
+    with serve_directory(shared_data / "sites" / "pygments-docs") as url:
+        result = crawl(CrawlOptions(start_urls=[url], fast=True), out)
+    return result, url
+
+
+def test_pygments_site_pages_faq_pairs_and_rejects(pygments_crawl):
+    result, url = pygments_crawl
+    records = read_jsonl(result.out)
+    pages = [r for r in records if r["text"] is not None]
+    assert result.stats["pages_written"] == 32 == len(pages)
+    assert len({r["source"]["uri"] for r in pages}) == 32
+    faq = [r for r in records if r["messages"] and r["group"] == canonical_url(url + "faq/")]
+    questions = [r["messages"][0]["content"] for r in faq]
+    assert len(faq) == 8
+    assert "Where does the name Pygments come from?" in questions
+    assert all(r["messages"][1]["content"] and r["messages"][0]["role"] == "user" for r in faq)
+    assert "Py of course stands for Python" in faq[1]["messages"][1]["content"]
+    quickstart = next(r for r in pages if r["source"]["uri"].endswith("/docs/quickstart/"))
+    assert "pygments.highlight" in quickstart["text"] or "highlight(" in quickstart["text"]
+    assert quickstart["meta"]["title"].startswith("Introduction and Quickstart")
+    assert quickstart["meta"]["lang"] == "en" and quickstart["meta"]["extractor"] == "trafilatura"
+    rejects = read_jsonl(result.rejects)
+    missing = sorted(r["url"] for r in rejects if r["reason"] == "http_404")
+    assert [m.removeprefix(url) for m in missing] == [
+        "docs/lexers/www.colm.net/open-source/ragel",
+        "languages/pypy.org",
+    ]
+    assert result.stats["not_followed"]["offsite"] > 100
+    assert all(not r["requested"] for r in rejects if r["reason"] == "offsite")
+    assert result.stats["rejected"]["non_html"] >= 20  # the _sources/*.txt "show source" links
+
+
+def test_hazards_are_each_rejected_with_their_reason(tmp_path):
+    with edge_sites() as (site, other):
+        options = CrawlOptions(
+            start_urls=[site.url],
+            fast=True,
+            timeout=1.0,
+            retries=2,
+            backoff=0.1,
+            max_bytes=100_000,
+            max_depth=4,
+            max_redirects=3,
+        )
+        result = crawl(options, tmp_path / "out.jsonl")
+        assert sum(other.requests.values()) == 0, other.requests
+        assert site.requests["/private/secret"] == 0
+        assert site.requests["/flaky"] == 3
+        assert max(int(p.rsplit("/", 1)[1]) for p in site.requests if p.startswith("/calendar/")) == 4
+    rejects = {r["url"].removeprefix(site.url): r["reason"] for r in read_jsonl(result.rejects)}
+    assert rejects["private/secret"] == "robots_disallowed"
+    assert rejects["loop/a"] == "too_many_redirects"
+    assert rejects["slow"] == "timeout"
+    assert rejects["big"] == "too_large"
+    assert rejects["download?file=report"] == "non_html"
+    assert rejects["missing"] == "http_404"
+    assert rejects["calendar/5"] == "max_depth"
+    assert rejects[f"{other.url}stolen".removeprefix(site.url)] == "offsite"
+    records = read_jsonl(result.out)
+    by_uri = {r["source"]["uri"].removeprefix(site.url): r for r in records if r["text"]}
+    assert "flaky" in by_uri
+    assert "Café crème brûlée" in by_uri["latin1-declared-utf8"]["text"]
+    assert "Naïve résumés from Zürich" in by_uri["utf8-declared-latin1"]["text"]
+    faq_pages = [u for u in by_uri if u.startswith("faq")]
+    assert len(faq_pages) == 1  # /faq#top and /faq/?utm_source=… are one page
+    pairs = {r["messages"][0]["content"]: r["messages"][1]["content"] for r in records if r["messages"]}
+    assert pairs["Can I pay by card?"] == "Yes, every major card."
+    assert pairs["Do you ship abroad?"].startswith("We ship to thirty countries.\n\nThis page explains")
+    assert result.stats["pages"] == result.stats["pages_written"] + sum(result.stats["rejected"].values())
+
+
+def test_unreachable_start_url_is_an_error_naming_the_url(tmp_path):
+    probe = Site(lambda *a: (200, {}, b""))
+    url = probe.url
+    probe.server_close()  # nothing listens there now
+    with pytest.raises(InputError, match=f"^{url}: unreachable"):
+        crawl(CrawlOptions(start_urls=[url], fast=True, retries=0), tmp_path / "out.jsonl")
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def _crawl_command(url: str, out: Path, job: Path) -> list[str]:
+    return [sys.executable, "-m", "corpusmill", "crawl", url, "--out", str(out), "--job-dir", str(job), "--fast"]
+
+
+def test_kill_9_then_resume_gives_the_same_pages_once_each(tmp_path):
+    site = Site(linear_routes(pages=150, delay=0.02))
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    try:
+        reference = tmp_path / "reference.jsonl"
+        subprocess.run(
+            _crawl_command(site.url, reference, tmp_path / "ref-job"), check=True, capture_output=True, timeout=300
+        )
+        out, job = tmp_path / "out.jsonl", tmp_path / "job"
+        process = subprocess.Popen(
+            _crawl_command(site.url, out, job),
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 120
+        while not ((job / "records.jsonl").exists() and len((job / "records.jsonl").read_bytes().splitlines()) > 40):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+        assert not out.exists()
+        done_before = len((job / "records.jsonl").read_bytes().splitlines())
+        assert done_before < 150
+        subprocess.run(_crawl_command(site.url, out, job), check=True, capture_output=True, timeout=300)
+    finally:
+        site.shutdown()
+        site.server_close()
+    expected = sorted(r["source"]["uri"] for r in read_jsonl(reference))
+    resumed = [r["source"]["uri"] for r in read_jsonl(out)]
+    assert len(expected) == 150
+    assert sorted(resumed) == expected  # the same pages, none twice
+
+
+def test_a_page_that_hangs_extraction_falls_back_without_hanging_the_crawl(monkeypatch):
+    import asyncio
+    from types import SimpleNamespace
+
+    import hanging_extract
+    from scrapy.statscollectors import MemoryStatsCollector
+
+    import crawlers.pipelines as pipelines
+
+    monkeypatch.setattr(pipelines, "_extract", hanging_extract.extract_or_hang)
+    crawler = SimpleNamespace(
+        spider=SimpleNamespace(options=CrawlOptions(start_urls=["http://x.test/"], extract_timeout=1.0))
+    )
+    from scrapy.settings import Settings
+
+    crawler.stats = MemoryStatsCollector(SimpleNamespace(settings=Settings()))
+    pipeline = pipelines.ExtractionPipeline(crawler)
+    page = b"<html><head><title>T</title></head><body><main><p>Plain words here.</p></main></body></html>"
+    item = {"kind": "page", "body": page, "declared_encoding": "utf-8", "url": "http://x.test/"}
+    started = time.monotonic()
+    try:
+        result = asyncio.run(pipeline.process_item(item))
+    finally:
+        pipeline.close_spider()
+    assert time.monotonic() - started < 30
+    assert result["extracted"]["extractor"] == "beautifulsoup"
+    assert result["extracted"]["text"] == "Plain words here."
+    assert crawler.stats.get_value("corpusmill/extraction_timeouts") == 1
+
+
+def test_crawl_source_in_a_build_config(tmp_path, make_config):
+    from corpusmill.config import load_config
+    from corpusmill.executor import LocalExecutor
+    from corpusmill.release import verify_release
+
+    with edge_sites() as (site, _other):
+        config = make_config(
+            tmp_path,
+            sources=[
+                {
+                    "type": "crawl",
+                    "dataset": "edge",
+                    "path": "crawl/edge.jsonl",
+                    "start_urls": [site.url],
+                    "fast": True,
+                    "timeout": 1.0,
+                    "retries": 0,
+                    "max_depth": 2,
+                    "max_bytes": 100_000,
+                }
+            ],
+            clean=[{"step": "normalize"}],
+        )
+        release = LocalExecutor(load_config(config), workers=1).build().release_dir
+    manifest = verify_release(release)
+    records = [
+        json.loads(line)
+        for split in manifest["splits"]
+        for line in (release / "jsonl" / f"{split}.jsonl").read_text().splitlines()
+    ]
+    assert {r["source"]["kind"] for r in records} == {"crawl"}
+    assert {r["source"]["dataset"] for r in records} == {"edge"}
+    assert any(r["messages"] for r in records) and any(r["text"] for r in records)
+    by_group: dict[str, set[str]] = {}
+    for record in records:
+        by_group.setdefault(record["group"], set()).add(record["split"])
+    assert all(len(splits) == 1 for splits in by_group.values())  # a page and its FAQ pairs stay together
+    assert (tmp_path / "crawl" / "edge.rejects.jsonl").exists()
