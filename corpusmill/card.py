@@ -173,6 +173,16 @@ def render_card(
         _table(["stage", "step", "in", "kept", "dropped", "reasons"], step_rows),
         "",
     ]
+    if config.release.exports:
+        parts += [
+            "## Fine-tuning exports",
+            "",
+            "Chat records are also written as "
+            + ", ".join(f"`exports/{fmt}/<split>.jsonl`" for fmt in config.release.exports)
+            + " (OpenAI chat, ShareGPT, Alpaca), validated by the same rules as the importers; "
+            "`manifest.json` counts what each file holds and what was skipped and why.",
+            "",
+        ]
     parts += [
         "## Datasheet",
         "",

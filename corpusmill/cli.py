@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -113,6 +114,86 @@ def crawl(
     out_console.print(
         f"Records: {result.out}\nRejects: {result.rejects}\nStats:   {result.stats_path}", highlight=False
     )
+
+
+@app.command("import")
+def import_(
+    source: Annotated[Path, typer.Argument(help="File, directory, or a Hugging Face hub id.")],
+    out: Annotated[Path, typer.Option("--out", help="Output JSONL of records.")],
+    format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="csv, tsv, jsonl, json, parquet, hf, openai, "
+            "sharegpt, alpaca, warc, dir, records [default: detected].",
+        ),
+    ] = "auto",
+    text: Annotated[str | None, typer.Option(help="Column with the text [default: text].")] = None,
+    messages: Annotated[str | None, typer.Option(help="Column with chat messages.")] = None,
+    label: Annotated[str | None, typer.Option(help="Column with the label(s).")] = None,
+    label_sep: Annotated[str | None, typer.Option(help="Split label strings on this (multi-label).")] = None,
+    id: Annotated[str | None, typer.Option(help="Column with a stable id [default: content hash].")] = None,
+    group: Annotated[str | None, typer.Option(help="Column whose value keeps records in one split.")] = None,
+    json_path: Annotated[str | None, typer.Option(help="JSON: dotted key path to the array of rows.")] = None,
+    encoding: Annotated[str | None, typer.Option(help="Text encoding [default: detected].")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Dataset name in each record's source.")] = None,
+    on_error: Annotated[str, typer.Option(help="raise: stop at the first bad row; skip: reject it.")] = "raise",
+) -> None:
+    """Import a dataset file into corpusmill records (JSONL), with FILE:LINE errors."""
+    from pydantic import ValidationError
+
+    from corpusmill.io import atomic_write
+    from corpusmill.schema import describe_validation_error
+    from crawlers.importers import ImportSource
+
+    mapping = {
+        "text": text,
+        "messages": messages,
+        "label": label,
+        "label_sep": label_sep,
+        "id": id,
+        "group": group,
+        "json_path": json_path,
+        "encoding": encoding,
+    }
+    options = {key: value for key, value in mapping.items() if value is not None}
+    if on_error not in ("raise", "skip"):
+        console.print("[red]error:[/red] --on-error must be raise or skip", highlight=False)
+        raise typer.Exit(2)
+    try:
+        reader = ImportSource(
+            dataset=dataset or source.stem or "import",
+            on_error=on_error,
+            uri=str(source),
+            path=source,
+            format=format,
+            **options,
+        )
+    except (ValidationError, ValueError) as exc:
+        message = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+        console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except CorpusmillError as exc:
+        raise _fail(exc) from None
+    rejects_path = out.with_name(out.stem + ".rejects.jsonl")
+    try:
+        with atomic_write(out) as handle, atomic_write(rejects_path) as rejects:
+            for record in reader.run():
+                handle.write(record.to_json() + "\n")
+                for reject in reader.rejects:
+                    rejects.write(json.dumps(reject.to_dict(), ensure_ascii=False, sort_keys=True) + "\n")
+                reader.rejects.clear()
+            for reject in reader.rejects:
+                rejects.write(json.dumps(reject.to_dict(), ensure_ascii=False, sort_keys=True) + "\n")
+    except CorpusmillError as exc:
+        raise _fail(exc) from None
+    counts = reader.stats.counts
+    dropped = ", ".join(f"{reason}: {n}" for reason, n in reader.stats.dropped_by_reason.items()) or "none"
+    out_console.print(
+        f"{reader.format}: {counts['total']} rows in, {counts['kept']} records out, rejected: {dropped}",
+        highlight=False,
+    )
+    out_console.print(f"Records: {out}\nRejects: {rejects_path}", highlight=False)
 
 
 @release_app.command("verify")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -83,6 +83,8 @@ class ReleaseSpec(BaseModel):
     language: list[str] = ["en"]
     task_categories: list[str] = []
     max_rows_per_shard: int = Field(default=100_000, gt=0)
+    exports: list[Literal["openai", "sharegpt", "alpaca"]] = []
+    """Also write chat records as fine-tuning files: ``exports/<format>/<split>.jsonl``."""
 
     @field_validator("name", "version")
     @classmethod

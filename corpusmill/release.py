@@ -116,6 +116,7 @@ def write_release(
     with atomic_directory(release_dir) as tmp:
         _write_data(records_path, ordered, schema, multi_label, config.release.max_rows_per_shard, tmp)
         reject_counts = _copy_rejects(stages, work_dir, tmp)
+        exports = _write_exports(records_path, config.release.exports, list(ordered), tmp)
         plots = {"lengths": plot_lengths(ordered, tmp / "plots" / "lengths.png")}
         if any(summary.labels for summary in ordered.values()):
             plots["labels"] = plot_labels(ordered, tmp / "plots" / "labels.png")
@@ -152,6 +153,7 @@ def write_release(
             },
             "accounting": accounting,
             "rejects": reject_counts,
+            "exports": exports,
             "stages": [
                 {
                     "stage": stage.name,
@@ -235,6 +237,44 @@ class _SplitWriter:
             self._flush()
         if self.writer is not None:
             self.writer.close()
+
+
+def _write_exports(records_path: Path, formats: list[str], splits: list[str], out: Path) -> dict[str, Any]:
+    """Chat records as OpenAI / ShareGPT / Alpaca files, checked by the importers' own rules.
+
+    Text records, and chats a format cannot express (a tool turn in ShareGPT, say), are counted
+    as skipped with the reason.
+    """
+    from corpusmill.chatformats import WRITERS, ChatFormatError
+
+    summary: dict[str, Any] = {}
+    for fmt in formats:
+        (out / "exports" / fmt).mkdir(parents=True)
+        handles = {split: (out / "exports" / fmt / f"{split}.jsonl").open("w", encoding="utf-8") for split in splits}
+        counts = {
+            split: {"file": f"exports/{fmt}/{split}.jsonl", "written": 0, "skipped": Counter()} for split in splits
+        }
+        try:
+            for record in read_records(records_path):
+                entry = counts[record.split]  # type: ignore[index]
+                if record.messages is None:
+                    entry["skipped"]["not_chat"] += 1
+                    continue
+                messages = [m.model_dump() for m in record.messages]
+                try:
+                    row = WRITERS[fmt](messages, record.meta)
+                except ChatFormatError as exc:
+                    entry["skipped"][exc.reason] += 1
+                    continue
+                handles[record.split].write(json.dumps(row, ensure_ascii=False) + "\n")  # type: ignore[index]
+                entry["written"] += 1
+        finally:
+            for handle in handles.values():
+                handle.close()
+        summary[fmt] = {
+            split: {**entry, "skipped": dict(sorted(entry["skipped"].items()))} for split, entry in counts.items()
+        }
+    return summary
 
 
 def _copy_rejects(stages: list[StageResult], work_dir: Path, out: Path) -> dict[str, int]:
@@ -357,6 +397,11 @@ def verify_release(release_dir: Path) -> dict[str, Any]:
         lines = count_lines(release_dir / "rejects" / file)
         if lines != count:
             raise ReleaseError(f"{release_dir / 'rejects' / file}: {lines} lines, manifest says {count}")
+    for splits in manifest.get("exports", {}).values():
+        for entry in splits.values():
+            lines = count_lines(release_dir / entry["file"])
+            if lines != entry["written"]:
+                raise ReleaseError(f"{release_dir / entry['file']}: {lines} lines, manifest says {entry['written']}")
     rejected = sum(sum(reasons.values()) for reasons in accounting["rejected"].values())
     if rejected != accounting["rejected_total"]:
         raise ReleaseError(

@@ -10,17 +10,19 @@ import hashlib
 import json
 import re
 from typing import Any
+from urllib.parse import urljoin
 
 from bs4 import BeautifulSoup, Tag
-from charset_normalizer import from_bytes
 
 from corpusmill.langid import detect_language
+from corpusmill.schema import Record, Source
+from crawlers.encoding import guess_encoding
+from crawlers.urls import canonical_url
 
 HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
 SPACES = re.compile(r"\s+")
 SPACE_BEFORE_PUNCTUATION = re.compile(r"\s+([.,;:!?)\]])")
 PILCROW = "¶"
-WESTERN = ("cp1252", "latin_1", "iso8859_15")
 
 
 def decode_html(body: bytes, declared: str | None) -> tuple[str, str]:
@@ -40,13 +42,9 @@ def decode_html(body: bytes, declared: str | None) -> tuple[str, str]:
             return body.decode(declared), declared.lower()
         except (UnicodeDecodeError, LookupError):
             pass
-    matches = from_bytes(body)
-    best = matches.best()
-    if best is None:
+    encoding = guess_encoding(body)
+    if encoding is None:
         return body.decode("cp1252", errors="replace"), "cp1252"
-    tied = [m.encoding for m in matches if (m.chaos, m.coherence) == (best.chaos, best.coherence)]
-    # Short Western text fits several code pages equally well; like browsers, prefer windows-1252.
-    encoding = next((e for e in WESTERN if e in tied), best.encoding)
     return body.decode(encoding), encoding
 
 
@@ -235,5 +233,59 @@ def extract_page(html: str, url: str, use_trafilatura: bool = True) -> dict[str,
     }
 
 
+def extract_from_bytes(body: bytes, declared: str | None, url: str, use_trafilatura: bool = True) -> dict[str, Any]:
+    """Decode a fetched page (see :func:`decode_html`) and extract it."""
+    html, encoding = decode_html(body, declared)
+    return {**extract_page(html, url, use_trafilatura), "encoding": encoding}
+
+
 def content_hash(text: str) -> str:
     return hashlib.sha256(" ".join(text.split()).encode()).hexdigest()
+
+
+def page_records(
+    page: dict[str, Any], url: str, dataset: str, kind: str = "crawl", fetched_at: str | None = None, depth: int = 0
+) -> list[Record]:
+    """The page's text record and one chat record per question/answer pair (one ``group``)."""
+    declared = page.get("canonical")
+    group = canonical_url(urljoin(url, declared) if declared else url)
+    source = Source(kind=kind, uri=url, dataset=dataset, fetched_at=fetched_at)  # type: ignore[arg-type]
+    meta = {
+        "title": page["title"],
+        "lang": page["lang"],
+        "lang_score": page["lang_score"],
+        "headings": page["headings"],
+        "canonical_url": group,
+        "content_hash": page["content_hash"],
+        "depth": depth,
+        "extractor": page["extractor"],
+        "encoding": page["encoding"],
+    }
+    records = []
+    if page["text"].strip():
+        records.append(
+            Record(id=f"{dataset}-{_digest(group)}", text=page["text"], group=group, source=source, meta=meta)
+        )
+    for pair in page["faq"]:
+        records.append(
+            Record(
+                id=f"{dataset}-{_digest(group + chr(0) + pair['question'])}",
+                messages=[
+                    {"role": "user", "content": pair["question"]},
+                    {"role": "assistant", "content": pair["answer"]},
+                ],
+                group=group,
+                source=source,
+                meta={
+                    "title": page["title"],
+                    "lang": page["lang"],
+                    "faq_pattern": pair["pattern"],
+                    "canonical_url": group,
+                },
+            )
+        )
+    return records
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

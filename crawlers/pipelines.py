@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import hashlib
 import json
 import multiprocessing
 import os
@@ -16,7 +15,6 @@ import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
 
 from scrapy import signals
 from scrapy.crawler import Crawler
@@ -24,19 +22,12 @@ from scrapy.exceptions import DropItem
 from twisted.internet import task
 
 from corpusmill.io import write_json
-from corpusmill.schema import Record, Source
-from crawlers.extract import decode_html, extract_page
+from crawlers.extract import extract_from_bytes, page_records
 from crawlers.journal import CrawlJournal
-from crawlers.urls import canonical_url
-
-
-def _extract(body: bytes, declared: str | None, url: str, use_trafilatura: bool) -> dict[str, Any]:
-    html, encoding = decode_html(body, declared)
-    return {**extract_page(html, url, use_trafilatura), "encoding": encoding}
 
 
 class ExtractionPipeline:
-    """Runs :func:`crawlers.extract.extract_page` in worker processes with a per-page timeout.
+    """Runs :func:`crawlers.extract.extract_from_bytes` in worker processes with a per-page timeout.
 
     trafilatura has no timeout; a page that exceeds ``extract_timeout`` has its worker killed and
     is extracted again with BeautifulSoup only (``meta.extractor`` says which one was used).
@@ -68,7 +59,7 @@ class ExtractionPipeline:
         for _attempt in range(2):
             pool = self.pool
             try:
-                future = asyncio.wrap_future(pool.submit(_extract, *args))
+                future = asyncio.wrap_future(pool.submit(extract_from_bytes, *args))
                 return await asyncio.wait_for(future, self.timeout)
             except concurrent.futures.process.BrokenProcessPool:
                 if pool is self.pool:  # another page's timeout already replaced it otherwise
@@ -96,53 +87,6 @@ class ExtractionPipeline:
 
 def _without_body(item: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in item.items() if key != "body"}
-
-
-def page_records(item: dict[str, Any], dataset: str) -> list[Record]:
-    """The page's text record and one chat record per question/answer pair."""
-    page = item["extracted"]
-    declared = page.get("canonical")
-    group = canonical_url(urljoin(item["url"], declared)) if declared else item["final_canonical"]
-    source = Source(kind="crawl", uri=item["url"], dataset=dataset, fetched_at=item["fetched_at"])
-    meta = {
-        "title": page["title"],
-        "lang": page["lang"],
-        "lang_score": page["lang_score"],
-        "headings": page["headings"],
-        "canonical_url": group,
-        "content_hash": page["content_hash"],
-        "depth": item["depth"],
-        "extractor": page["extractor"],
-        "encoding": page["encoding"],
-    }
-    records = []
-    if page["text"].strip():
-        records.append(
-            Record(id=f"{dataset}-{_digest(group)}", text=page["text"], group=group, source=source, meta=meta)
-        )
-    for pair in page["faq"]:
-        records.append(
-            Record(
-                id=f"{dataset}-{_digest(group + chr(0) + pair['question'])}",
-                messages=[
-                    {"role": "user", "content": pair["question"]},
-                    {"role": "assistant", "content": pair["answer"]},
-                ],
-                group=group,
-                source=source,
-                meta={
-                    "title": page["title"],
-                    "lang": page["lang"],
-                    "faq_pattern": pair["pattern"],
-                    "canonical_url": group,
-                },
-            )
-        )
-    return records
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class OutputPipeline:
@@ -179,7 +123,9 @@ class OutputPipeline:
             if item["final_canonical"] != canonical and item["final_canonical"] in self.written:
                 kind, item = "reject", {**item, "reason": "duplicate_redirect", "detail": {"to": item["url"]}}
             else:
-                records = page_records(item, self.dataset)
+                records = page_records(
+                    item["extracted"], item["url"], self.dataset, "crawl", item["fetched_at"], item["depth"]
+                )
                 if records:
                     self.journal.append(self.journal.records_path, [r.to_json() for r in records])
                     self.written.update({canonical, item["final_canonical"]})

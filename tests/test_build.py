@@ -241,12 +241,13 @@ def test_csv_missing_column_is_named_with_the_columns_present(tmp_path, make_con
     [
         (b"", "empty input"),
         (b"text\n", "empty input: a header but no rows"),
-        (b"text\ncaf\xe9 latin-1\n", "in.csv:2: not valid utf-8"),
+        (b"text\nfine line\ncaf\xe9 latin-1\n", "in.csv:3: not valid utf-8"),
     ],
 )
 def test_empty_or_undecodable_csv(tmp_path, make_config, content, expected):
     (tmp_path / "in.csv").write_bytes(content)
-    result = runner.invoke(app, ["build", str(make_config(tmp_path, sources=[{"type": "csv", "path": "in.csv"}]))])
+    source = {"type": "csv", "path": "in.csv", "encoding": "utf-8"}
+    result = runner.invoke(app, ["build", str(make_config(tmp_path, sources=[source]))])
     _assert_failed_cleanly(result, tmp_path, expected)
 
 

@@ -168,7 +168,7 @@ def test_a_page_that_hangs_extraction_falls_back_without_hanging_the_crawl(monke
 
     import crawlers.pipelines as pipelines
 
-    monkeypatch.setattr(pipelines, "_extract", hanging_extract.extract_or_hang)
+    monkeypatch.setattr(pipelines, "extract_from_bytes", hanging_extract.extract_or_hang)
     crawler = SimpleNamespace(
         spider=SimpleNamespace(options=CrawlOptions(start_urls=["http://x.test/"], extract_timeout=1.0))
     )

@@ -1,18 +1,16 @@
-"""CSV/TSV importer on Python's csv module: quoted newlines and delimiters inside fields work."""
+"""CSV and TSV on Python's csv module: quoted newlines and delimiters inside fields work."""
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Iterator
-from pathlib import Path
-from typing import ClassVar
+from collections.abc import Iterator
+from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
 from corpusmill.errors import InputError
 from corpusmill.registry import register
-from corpusmill.schema import Record
-from corpusmill.steps import Reader
+from crawlers.importers.base import BadRow, RowReader, decoded_lines
 from crawlers.importers.mapping import FieldMapping, excerpt
 
 
@@ -21,62 +19,50 @@ class CsvMapping(FieldMapping):
 
 
 @register("csv")
-class CsvReader(Reader):
+class CsvReader(RowReader):
     Params: ClassVar[type[BaseModel]] = CsvMapping
 
-    def read(self) -> Iterator[Record]:
-        mapping: CsvMapping = self.params  # type: ignore[assignment]
-        path = mapping.path
-        uri = self.uri or str(path)
-        try:
-            handle = path.open("rb")
-        except OSError as exc:
-            raise InputError(str(path), f"cannot read: {exc.strerror}") from None
-        with handle:
-            rows = csv.reader(decoded_lines(handle, mapping.encoding, path), delimiter=mapping.delimiter, strict=True)
+    def rows(self) -> Iterator[tuple[str, dict[str, Any] | BadRow]]:
+        path = self.path
+        delimiter = self.params.delimiter  # type: ignore[attr-defined]
+        with self.open_binary() as handle:
+            encoding = self.encoding()
+            reader = csv.reader(decoded_lines(handle, encoding, path), delimiter=delimiter, strict=True)
             try:
-                header = next(rows, None)
+                header = next(reader, None)
             except csv.Error as exc:
                 raise InputError(f"{path}:1", f"unreadable header: {exc}") from None
             if not header:
                 raise InputError(str(path), "empty input: no header and no rows")
-            missing = [column for column in mapping.columns if column not in header]
+            missing = [column for column in self.mapping.columns if column not in header]
             if missing:
                 raise InputError(f"{path}:1", f"unknown column {missing[0]!r} (columns: {', '.join(header)})")
-            count = 0
+            rows = 0
             while True:
-                line = rows.line_num + 1
-                where = f"{path}:{line}"
+                where = f"{path}:{reader.line_num + 1}"
                 try:
-                    values = next(rows)
+                    values = next(reader)
                 except StopIteration:
                     break
                 except csv.Error as exc:
                     raise InputError(where, f"malformed CSV: {exc}") from None
                 if not values:
                     continue
+                rows += 1
                 if len(values) != len(header):
-                    raw = mapping.delimiter.join(values)
+                    raw = delimiter.join(values)
                     message = f"expected {len(header)} fields, got {len(values)}: {excerpt(raw)}"
-                    if self.on_error == "raise":
-                        raise InputError(where, message)
-                    self.skip_bad_input(where, "wrong_field_count", raw)
+                    yield where, BadRow("wrong_field_count", message, raw)
                     continue
-                count += 1
-                try:
-                    yield mapping.to_record(dict(zip(header, values, strict=True)), self.dataset, uri, where)
-                except InputError:
-                    if self.on_error == "raise":
-                        raise
-                    self.skip_bad_input(where, "invalid_record", mapping.delimiter.join(values))
-        if count == 0 and not self.stats.counts["dropped"]:
-            raise InputError(str(path), "empty input: a header but no rows")
+                yield where, dict(zip(header, values, strict=True))
+            if rows == 0:
+                raise InputError(str(path), "empty input: a header but no rows")
 
 
-def decoded_lines(handle: Iterable[bytes], encoding: str, path: Path) -> Iterator[str]:
-    """Decode line by line, so an encoding error names its own line, not the whole buffer."""
-    for number, raw in enumerate(handle, start=1):
-        try:
-            yield raw.decode(encoding)
-        except UnicodeDecodeError as exc:
-            raise InputError(f"{path}:{number}", f"not valid {encoding} (byte {exc.start} of the line)") from None
+class TsvMapping(FieldMapping):
+    delimiter: str = "\t"
+
+
+@register("tsv")
+class TsvReader(CsvReader):
+    Params: ClassVar[type[BaseModel]] = TsvMapping

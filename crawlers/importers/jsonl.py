@@ -1,73 +1,101 @@
-"""JSON Lines importer: one JSON object per line, errors named ``FILE:LINE``."""
+"""JSON Lines and JSON (a top-level array, or an array under a key path), streamed."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
 from corpusmill.errors import InputError
 from corpusmill.registry import register
-from corpusmill.schema import Record
-from corpusmill.steps import Reader
+from crawlers.importers.base import BadRow, RowReader
 from crawlers.importers.mapping import FieldMapping, excerpt
 
 
+def json_lines(reader: RowReader) -> Iterator[tuple[str, dict[str, Any] | BadRow]]:
+    """Each non-blank line parsed as one JSON object; problems become :class:`BadRow`."""
+    path = reader.path
+    with reader.open_binary() as handle:
+        encoding = reader.encoding()
+        for number, raw_bytes in enumerate(handle, start=1):
+            where = f"{path}:{number}"
+            try:
+                raw = raw_bytes.decode(encoding)
+            except UnicodeDecodeError as exc:
+                text = raw_bytes.decode(encoding, "replace")
+                yield where, BadRow("bad_encoding", f"not valid {encoding} (byte {exc.start} of the line)", text)
+                continue
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                yield (
+                    where,
+                    BadRow("malformed_json", f"invalid JSON ({exc.msg}, column {exc.colno}): {excerpt(raw)}", raw),
+                )
+                continue
+            if not isinstance(row, dict):
+                yield (
+                    where,
+                    BadRow("not_an_object", f"expected a JSON object, got {type(row).__name__}: {excerpt(raw)}", raw),
+                )
+                continue
+            yield where, row
+
+
 @register("jsonl")
-class JsonlReader(Reader):
-    Params: ClassVar[type[BaseModel]] = FieldMapping
+class JsonlReader(RowReader):
+    def rows(self) -> Iterator[tuple[str, dict[str, Any] | BadRow]]:
+        return json_lines(self)
 
-    def read(self) -> Iterator[Record]:
-        mapping: FieldMapping = self.params  # type: ignore[assignment]
-        path = mapping.path
-        uri = self.uri or str(path)
-        empty = True
+
+class JsonMapping(FieldMapping):
+    json_path: str | None = None
+    """Dotted key path to the array of rows (``data.items``); the top level when not given."""
+
+
+@register("json")
+class JsonReader(RowReader):
+    """Streams the array's items with ijson, so a multi-GB JSON file needs little memory."""
+
+    Params: ClassVar[type[BaseModel]] = JsonMapping
+
+    def rows(self) -> Iterator[tuple[str, dict[str, Any] | BadRow]]:
+        import ijson
+
+        json_path: str | None = self.params.json_path  # type: ignore[attr-defined]
+        prefix = f"{json_path}.item" if json_path else "item"
+        index = 0
+        with self.open_binary() as handle:
+            try:
+                for index, row in enumerate(ijson.items(handle, prefix, use_float=True), start=1):
+                    where = f"{self.path}:item {index}"
+                    if not isinstance(row, dict):
+                        yield (
+                            where,
+                            BadRow(
+                                "not_an_object",
+                                f"expected a JSON object, got {type(row).__name__}",
+                                json.dumps(row, default=str),
+                            ),
+                        )
+                        continue
+                    yield where, row
+            except ijson.JSONError as exc:
+                raise InputError(self._error_position(), f"invalid JSON: {exc}") from None
+        if index == 0:
+            where = f"{self.path}"
+            raise InputError(where, f"no array at {json_path!r}" if json_path else "expected a top-level JSON array")
+
+    def _error_position(self) -> str:
+        """FILE:LINE of a syntax error (re-parsed with the json module, on the error path only)."""
         try:
-            handle = path.open("rb")
-        except OSError as exc:
-            raise InputError(str(path), f"cannot read: {exc.strerror}") from None
-        with handle:
-            for number, raw_bytes in enumerate(handle, start=1):
-                where = f"{path}:{number}"
-                try:
-                    raw = raw_bytes.decode(mapping.encoding)
-                except UnicodeDecodeError as exc:
-                    self._bad(
-                        where,
-                        "bad_encoding",
-                        f"not valid {mapping.encoding} (byte {exc.start})",
-                        raw_bytes.decode(mapping.encoding, "replace"),
-                    )
-                    continue
-                if not raw.strip():
-                    continue
-                empty = False
-                try:
-                    row = json.loads(raw)
-                except json.JSONDecodeError as exc:
-                    self._bad(
-                        where, "malformed_json", f"invalid JSON ({exc.msg}, column {exc.colno}): {excerpt(raw)}", raw
-                    )
-                    continue
-                if not isinstance(row, dict):
-                    self._bad(
-                        where, "not_an_object", f"expected a JSON object, got {type(row).__name__}: {excerpt(raw)}", raw
-                    )
-                    continue
-                missing = [column for column in mapping.columns if column not in row]
-                if missing:
-                    self._bad(where, "missing_field", f"missing field {missing[0]!r}: {excerpt(raw)}", raw)
-                    continue
-                try:
-                    yield mapping.to_record(row, self.dataset, uri, where)
-                except InputError as exc:
-                    self._bad(where, "invalid_record", exc.reason, raw)
-        if empty:
-            raise InputError(str(path), "empty input: no records")
-
-    def _bad(self, where: str, reason: str, message: str, raw: str) -> None:
-        if self.on_error == "raise":
-            raise InputError(where, message)
-        self.skip_bad_input(where, reason, raw)
+            json.loads(self.path.read_text(encoding=self.encoding()))
+        except json.JSONDecodeError as exc:
+            return f"{self.path}:{exc.lineno}"
+        except (OSError, UnicodeDecodeError):
+            pass
+        return str(self.path)

@@ -18,6 +18,7 @@ class FieldMapping(BaseModel):
 
     path: Path
     text: str | None = None
+    """Column with the text; ``text`` when neither it nor ``messages`` is given."""
     messages: str | None = None
     label: str | None = None
     label_sep: str | None = None
@@ -26,33 +27,45 @@ class FieldMapping(BaseModel):
     group: str | None = None
     meta: list[str] = []
     """Extra columns copied into ``record.meta``."""
-    encoding: str = "utf-8"
+    encoding: str | None = None
+    """Text encoding; detected with charset-normalizer when not given."""
+
+    @property
+    def text_column(self) -> str | None:
+        return None if self.messages else (self.text or "text")
+
+    @property
+    def columns(self) -> list[str]:
+        """Every column the mapping reads; a file lacking one is rejected up front."""
+        named = [self.text_column, self.messages, self.label, self.id, self.group, *self.meta]
+        return [column for column in named if column]
 
     @model_validator(mode="after")
     def _text_or_messages(self) -> FieldMapping:
         if self.text and self.messages:
             raise ValueError("give either 'text' or 'messages', not both")
-        if not self.text and not self.messages:
-            self.text = "text"
         return self
 
-    @property
-    def columns(self) -> list[str]:
-        """Every column the mapping reads; a file lacking one is rejected up front."""
-        named = [self.text, self.messages, self.label, self.id, self.group, *self.meta]
-        return [column for column in named if column]
-
-    def to_record(self, row: dict[str, Any], dataset: str, uri: str, where: str) -> Record:
-        """Map one row; raise :class:`InputError` at ``where`` when a value has the wrong type."""
-        text = messages = None
-        if self.messages:
+    def to_record(
+        self,
+        row: dict[str, Any],
+        dataset: str,
+        uri: str,
+        where: str,
+        messages: list[dict[str, str]] | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> Record:
+        """Map one row; ``messages`` (from a chat format) replaces the text column."""
+        text = None
+        if messages is None and self.messages:
             messages = row.get(self.messages)
             if not isinstance(messages, list):
                 raise InputError(where, f"column {self.messages!r} must be a list of messages")
-        else:
-            text = row.get(self.text)  # type: ignore[arg-type]
+        if messages is None:
+            column = self.text_column
+            text = row.get(column)  # type: ignore[arg-type]
             if not isinstance(text, str):
-                raise InputError(where, f"column {self.text!r} must be a string, got {_type_name(text)}")
+                raise InputError(where, f"column {column!r} must be a string, got {_type_name(text)}")
         data: dict[str, Any] = {
             "id": self._record_id(row, dataset, text, messages, where),
             "text": text,
@@ -60,7 +73,7 @@ class FieldMapping(BaseModel):
             "label": self._label(row, where),
             "group": _scalar(row, self.group, where),
             "source": Source(kind="import", uri=uri, dataset=dataset),
-            "meta": {column: row.get(column) for column in self.meta},
+            "meta": {**(meta or {}), **{column: _plain(row.get(column)) for column in self.meta}},
         }
         return Record.from_dict(data, where)
 
@@ -80,7 +93,7 @@ class FieldMapping(BaseModel):
         value = row.get(self.label)
         if value is None or value == "":
             return None
-        if isinstance(value, list):
+        if isinstance(value, (list, tuple)):
             return [str(item) for item in value]
         if isinstance(value, dict):
             raise InputError(where, f"column {self.label!r} must be a string or a list, got an object")
@@ -88,6 +101,15 @@ class FieldMapping(BaseModel):
         if self.label_sep:
             return [part.strip() for part in value.split(self.label_sep) if part.strip()]
         return value
+
+
+def _plain(value: Any) -> Any:
+    """Parquet and datasets hand back numpy/arrow-friendly values; meta must stay JSON."""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value
 
 
 def _scalar(row: dict[str, Any], column: str | None, where: str) -> str | None:

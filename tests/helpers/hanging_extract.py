@@ -2,10 +2,10 @@
 
 import time
 
-from crawlers.pipelines import _extract
+from crawlers.extract import extract_from_bytes
 
 
 def extract_or_hang(body: bytes, declared: str | None, url: str, use_trafilatura: bool) -> dict:
     if use_trafilatura:
         time.sleep(600)
-    return _extract(body, declared, url, use_trafilatura)
+    return extract_from_bytes(body, declared, url, use_trafilatura)

@@ -1,0 +1,281 @@
+"""Every import format on real data: counts, round trips through release exports, FILE:LINE errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from corpusmill.cli import app
+from corpusmill.config import load_config
+from corpusmill.errors import InputError
+from corpusmill.executor import LocalExecutor
+from crawlers.extract import extract_from_bytes
+from crawlers.importers import ImportSource, detect_format
+
+runner = CliRunner()
+
+
+def read(path: Path, **options) -> list:
+    reader = ImportSource(dataset="t", path=path, **options)
+    return list(reader.run())
+
+
+def test_banking77_row_counts_and_labels(shared_data):
+    train = read(shared_data / "banking77" / "train.csv", label="category")
+    test = read(shared_data / "banking77" / "test.csv", label="category")
+    assert len(train) == 10_003 and len(test) == 3_080  # wc -l says 10,017 and 3,085: quoted newlines
+    categories = set(json.loads((shared_data / "banking77" / "categories.json").read_text()))
+    assert {r.label for r in train} == categories == {r.label for r in test}
+    assert any("\n" in r.text for r in train)
+
+
+CHATS = [
+    {
+        "messages": [
+            {"role": "system", "content": "You are Parcelly's assistant."},
+            {"role": "user", "content": "Where is my parcel?"},
+            {"role": "assistant", "content": "Open Deliveries in the app and pick the parcel."},
+        ]
+    },
+    {
+        "messages": [
+            {"role": "user", "content": "Can I change the address?"},
+            {"role": "assistant", "content": "Yes, until it is loaded onto a van.", "weight": 1},
+            {"role": "user", "content": "And after that?"},
+            {"role": "assistant", "content": "Then it can only go to a locker.", "weight": 0},
+        ]
+    },
+    {
+        "messages": [
+            {"role": "user", "content": "Look up PX1"},
+            {"role": "tool", "content": '{"status": "held"}'},
+            {"role": "assistant", "content": "It is held at the depot."},
+        ]
+    },
+]
+
+
+@pytest.fixture(scope="module")
+def release(shared_data, tmp_path_factory):
+    """A release of 300 Banking77 questions plus chats, with every fine-tuning export."""
+    directory = tmp_path_factory.mktemp("roundtrip")
+    rows = list(csv.DictReader((shared_data / "banking77" / "train.csv").open(newline="", encoding="utf-8")))[::33]
+    with (directory / "questions.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, ["text", "category"])
+        writer.writeheader()
+        writer.writerows(rows)
+    (directory / "chats.jsonl").write_text("".join(json.dumps(c) + "\n" for c in CHATS * 10))
+    from conftest import write_config
+
+    config = write_config(
+        directory,
+        sources=[
+            {"type": "import", "path": "questions.csv", "label": "category", "dataset": "questions"},
+            {"type": "import", "path": "chats.jsonl", "dataset": "chats"},
+        ],
+        split={"ratios": {"train": 0.5, "validation": 0.25, "test": 0.25}},
+        release={"name": "rt", "version": "1", "exports": ["openai", "sharegpt", "alpaca"]},
+    )
+    return LocalExecutor(load_config(config), workers=1).build().release_dir
+
+
+def released(release: Path, split: str) -> list[dict]:
+    return [json.loads(line) for line in (release / "jsonl" / f"{split}.jsonl").read_text().splitlines()]
+
+
+def test_round_trip_through_parquet_jsonl_and_hf_datasets(release, tmp_path):
+    import datasets
+
+    original = [{k: v for k, v in r.items() if k != "source"} for r in released(release, "train")]
+    assert any(r["messages"] for r in original) and any(r["text"] for r in original)
+    saved = tmp_path / "saved"
+    datasets.load_dataset(str(release))["train"].save_to_disk(str(saved))
+    assert detect_format(saved) == "hf"
+    for path in (release / "data" / "train-00000-of-00001.parquet", release / "jsonl" / "train.jsonl", saved):
+        again = read(path)
+        assert [r.model_dump(mode="json", exclude={"source"}) for r in again] == original, path
+    mapped = read(release / "data" / "train-00000-of-00001.parquet", text="text", label="label", on_error="skip")
+    assert sorted((r.text, r.label) for r in mapped) == sorted((r["text"], r["label"]) for r in original if r["text"])
+
+
+@pytest.mark.parametrize("fmt", ["openai", "sharegpt", "alpaca"])
+def test_round_trip_through_chat_exports(release, fmt):
+    manifest = json.loads((release / "manifest.json").read_text())
+    chats = [r for r in released(release, "train") if r["messages"]]
+    export = release / "exports" / fmt / "train.jsonl"
+    assert detect_format(export) == fmt
+    entry = manifest["exports"][fmt]["train"]
+    imported = read(export)
+    expressible = [c for c in chats if fmt == "openai" or all(m["role"] != "tool" for m in c["messages"])]
+    assert entry["written"] == len(imported) == len(expressible)
+    assert [[m.model_dump() for m in r.messages] for r in imported] == [c["messages"] for c in expressible]
+    if fmt == "openai":
+        weights = [r.meta.get("weights") for r in imported]
+        assert [None, 1, None, 0] in weights
+    else:
+        assert entry["skipped"]["not_alternating"] == len(chats) - len(expressible) > 0
+    assert entry["skipped"]["not_chat"] == sum(1 for r in released(release, "train") if r["text"])
+
+
+def test_round_trip_through_csv_tsv_and_json(release, tmp_path):
+    original = [(r["text"], r["label"]) for r in released(release, "validation") if r["text"]]
+    for name, delimiter in (("out.csv", ","), ("out.tsv", "\t")):
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, delimiter=delimiter)
+        writer.writerow(["text", "label"])
+        writer.writerows(original)
+        (tmp_path / name).write_text(buffer.getvalue(), encoding="utf-8")
+        assert [(r.text, r.label) for r in read(tmp_path / name, label="label")] == original
+    (tmp_path / "array.json").write_text(json.dumps([{"text": t, "label": label} for t, label in original], indent=2))
+    assert [(r.text, r.label) for r in read(tmp_path / "array.json", label="label")] == original
+    nested = {"meta": {"v": 1}, "data": {"items": [{"body": t} for t, _ in original]}}
+    (tmp_path / "nested.json").write_text(json.dumps(nested))
+    assert [r.text for r in read(tmp_path / "nested.json", text="body", json_path="data.items")] == [
+        t for t, _ in original
+    ]
+
+
+def test_warc_html_goes_through_the_crawlers_extraction(shared_data, tmp_path):
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    site = shared_data / "sites" / "pygments-docs"
+    pages = {
+        "http://pygments.test/faq/": site / "faq" / "index.html",
+        "http://pygments.test/docs/quickstart/": site / "docs" / "quickstart" / "index.html",
+    }
+    path = tmp_path / "crawl.warc.gz"
+    with path.open("wb") as handle:
+        writer = WARCWriter(handle, gzip=True)
+        for url, file in pages.items():
+            headers = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8")], protocol="HTTP/1.1")
+            writer.write_record(
+                writer.create_warc_record(url, "response", payload=io.BytesIO(file.read_bytes()), http_headers=headers)
+            )
+        headers = StatusAndHeaders("200 OK", [("Content-Type", "image/png")], protocol="HTTP/1.1")
+        writer.write_record(
+            writer.create_warc_record(
+                "http://pygments.test/logo.png", "response", payload=io.BytesIO(b"\x89PNG"), http_headers=headers
+            )
+        )
+    reader = ImportSource(dataset="warc", path=path)
+    records = list(reader.run())
+    assert reader.format == "warc"
+    assert reader.stats.dropped_by_reason == {"non_html": 1}
+    for url, file in pages.items():
+        expected = extract_from_bytes(file.read_bytes(), "utf-8", url)
+        text = [r for r in records if r.source.uri == url and r.text is not None]
+        assert [t.text for t in text] == [expected["text"]]
+    faq = [r for r in records if r.messages and r.source.uri.endswith("/faq/")]
+    assert len(faq) == 8
+
+
+def test_directory_of_text_markdown_and_html(shared_data, tmp_path):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("Plain notes about lockers.\nSecond line.")
+    (tmp_path / "notes" / "b.md").write_text("# Returns\n\nHow returns work.")
+    (tmp_path / "notes" / "c.html").write_bytes((shared_data / "sites/pygments-docs/faq/index.html").read_bytes())
+    (tmp_path / "notes" / "skip.png").write_bytes(b"\x89PNG")
+    records = read(tmp_path / "notes")
+    assert [r.source.uri for r in records if r.text is not None] == ["a.txt", "b.md", "c.html"]
+    assert records[1].meta["title"] == "Returns"
+    assert sum(1 for r in records if r.messages) == 8
+
+
+BAD = [
+    ("bad.jsonl", '{"text": "a"}\n\n{"text": "b",}\n', {}, "bad.jsonl:3: invalid JSON"),
+    ("bad.jsonl", '{"text": "a"}\n{"body": "b"}\n', {}, "bad.jsonl:2: missing field 'text'"),
+    ("bad.csv", 'text,label\n"two\nlines",x\nok,y,z\n', {"label": "label"}, "bad.csv:4: expected 2 fields, got 3"),
+    ("bad.csv", "text,label\nok,y\n", {"label": "intent"}, "bad.csv:1: unknown column 'intent' (columns: text, label)"),
+    ("bad.json", '[\n  {"text": "a"},\n  {"text": }\n]\n', {}, "bad.json:3: invalid JSON"),
+    (
+        "chat.jsonl",
+        json.dumps(CHATS[0]) + "\n" + json.dumps({"messages": [{"role": "robot", "content": "x"}]}),
+        {"format": "openai"},
+        "chat.jsonl:2: not a valid openai row: messages[0].role must be one of",
+    ),
+    (
+        "chat.jsonl",
+        json.dumps({"messages": [{"role": "user", "content": "x"}]}),
+        {"format": "openai"},
+        "chat.jsonl:1: not a valid openai row: needs at least one assistant message",
+    ),
+    (
+        "chat.jsonl",
+        json.dumps(
+            {"messages": [{"role": "user", "content": "x", "weight": 1}, {"role": "assistant", "content": "y"}]}
+        ),
+        {"format": "openai"},
+        "chat.jsonl:1: not a valid openai row: messages[0].weight is only allowed on assistant messages",
+    ),
+    (
+        "sg.jsonl",
+        json.dumps({"conversations": [{"from": "human", "value": "a"}, {"from": "human", "value": "b"}]}),
+        {},
+        "sg.jsonl:1: not a valid sharegpt row: conversations: turn 2 should be assistant",
+    ),
+    (
+        "al.jsonl",
+        json.dumps({"instruction": "Say hi", "output": "hi"}) + "\n" + json.dumps({"instruction": "x"}),
+        {},
+        "al.jsonl:2: not a valid alpaca row: 'output' must be a string",
+    ),
+    ("empty.jsonl", "\n\n", {}, "empty.jsonl: empty input"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "options", "expected"), BAD, ids=[b[3].split(": ", 1)[1][:30] for b in BAD]
+)
+def test_malformed_input_names_file_and_line(tmp_path, name, content, options, expected):
+    (tmp_path / name).write_text(content, encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        read(tmp_path / name, **options)
+    assert str(info.value).startswith(str(tmp_path / expected.split(":")[0]))
+    assert str(info.value).removeprefix(str(tmp_path) + "/").startswith(expected)
+
+
+def test_parquet_missing_column_and_hub_id_offline(tmp_path, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"body": ["a", "b"]}), tmp_path / "t.parquet")
+    with pytest.raises(InputError, match=r"t\.parquet: unknown column 'text' \(columns: body\)"):
+        read(tmp_path / "t.parquet")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(InputError, match="PolyAI/banking77: not on disk and the Hugging Face hub is offline"):
+        list(ImportSource(dataset="b", path=Path("PolyAI/banking77"), uri="PolyAI/banking77").run())
+
+
+def test_cli_import_skip_counts_rejects_and_raise_stops_cleanly(tmp_path):
+    lines = [json.dumps({"text": f"row {i}", "label": "a"}) for i in range(8)]
+    lines[2] = "{broken"
+    lines[5] = json.dumps({"label": "b"})
+    (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out.jsonl"
+    failed = runner.invoke(app, ["import", str(tmp_path / "in.jsonl"), "--out", str(out), "--label", "label"])
+    assert failed.exit_code == 1 and "in.jsonl:3: invalid JSON" in failed.output
+    assert not out.exists() and not list(tmp_path.glob(".out.jsonl*"))
+    result = runner.invoke(
+        app, ["import", str(tmp_path / "in.jsonl"), "--out", str(out), "--label", "label", "--on-error", "skip"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "8 rows in, 6 records out, rejected: malformed_json: 1, missing_field: 1" in result.output
+    rejects = [json.loads(x) for x in (tmp_path / "out.rejects.jsonl").read_text().splitlines()]
+    assert [(r["reason"], r["where"].rsplit(":", 1)[1]) for r in rejects] == [
+        ("malformed_json", "3"),
+        ("missing_field", "6"),
+    ]
+    assert len(out.read_text().splitlines()) == 6
+
+
+def test_encoding_is_detected(tmp_path):
+    (tmp_path / "cp1252.csv").write_bytes("text\nCafé crème on the menu today\n".encode("cp1252"))
+    assert [r.text for r in read(tmp_path / "cp1252.csv")] == ["Café crème on the menu today"]
+    (tmp_path / "bom.csv").write_bytes("\ufefftext\nwith a byte order mark\n".encode())
+    assert [r.text for r in read(tmp_path / "bom.csv")] == ["with a byte order mark"]
