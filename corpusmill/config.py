@@ -142,7 +142,7 @@ class BuildConfig(BaseModel):
             if "path" in params:
                 params["uri"] = str(params["path"])
                 params["path"] = str(self.resolve(params["path"]))
-            reader = _make(
+            reader = make_step(
                 "source",
                 spec.type,
                 f"sources[{index}]",
@@ -155,21 +155,21 @@ class BuildConfig(BaseModel):
         return readers
 
     def make_clean_steps(self) -> list[PipelineStep]:
-        return _labelled(
-            [_make("clean", spec.step, f"clean[{i}]", spec.step_params) for i, spec in enumerate(self.clean)]
+        return label_steps(
+            [make_step("clean", spec.step, f"clean[{i}]", spec.step_params) for i, spec in enumerate(self.clean)]
         )
 
     def make_splitter(self) -> Splitter:
-        splitter = _make("split", self.split.method, "split", self.split.step_params, seed=self.seed)
+        splitter = make_step("split", self.split.method, "split", self.split.step_params, seed=self.seed)
         assert isinstance(splitter, Splitter)
         return splitter
 
     def make_augmenters(self) -> list[Augmenter]:
         steps = [
-            _make("augment", spec.step, f"augment[{i}]", spec.step_params, seed=self.seed)
+            make_step("augment", spec.step, f"augment[{i}]", spec.step_params, seed=self.seed)
             for i, spec in enumerate(self.augment)
         ]
-        return _labelled(steps)  # type: ignore[return-value]
+        return label_steps(steps)  # type: ignore[return-value]
 
     def validate_steps(self) -> None:
         """Build every step once so that bad step parameters fail before any work starts."""
@@ -179,7 +179,32 @@ class BuildConfig(BaseModel):
         self.make_augmenters()
 
 
-def _make(kind: str, name: str, path: str, params: dict[str, Any], **fixed: Any) -> PipelineStep:
+def load_clean_steps(path: Path) -> list[PipelineStep]:
+    """The ``clean`` list of a YAML file (a build config or a file holding only ``clean:``)."""
+    where = str(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(where, "", f"cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(where, "", f"invalid YAML: {exc}") from None
+    specs = data.get("clean") if isinstance(data, dict) else None
+    if not isinstance(specs, list):
+        raise ConfigError(where, "clean", "must be a list of steps")
+    steps = []
+    for index, spec in enumerate(specs):
+        try:
+            parsed = StepSpec.model_validate(spec)
+        except ValidationError as exc:
+            raise ConfigError(where, f"clean[{index}]", _clean_msg(exc.errors()[0]["msg"])) from None
+        try:
+            steps.append(make_step("clean", parsed.step, f"clean[{index}]", parsed.step_params))
+        except ConfigError as exc:
+            raise exc.at(where) from None
+    return label_steps(steps)
+
+
+def make_step(kind: str, name: str, path: str, params: dict[str, Any], **fixed: Any) -> PipelineStep:
     name_key = {"source": "type", "split": "method"}.get(kind, "step")
     try:
         cls = get_step(kind, name)
@@ -195,7 +220,7 @@ def _make(kind: str, name: str, path: str, params: dict[str, Any], **fixed: Any)
         raise ConfigError("config", path, str(exc)) from None
 
 
-def _labelled(steps: list[PipelineStep]) -> list[PipelineStep]:
+def label_steps(steps: list[PipelineStep]) -> list[PipelineStep]:
     """Give repeated steps distinct labels (``length``, ``length.2``) for stats and reject files."""
     seen: dict[str, int] = {}
     for step in steps:

@@ -147,14 +147,12 @@ def _chunks(records: Iterable[Record], size: int) -> Iterator[list[str]]:
         yield chunk
 
 
-class LocalExecutor:
-    """Runs a build on this machine with ``workers`` processes for per-record steps."""
+class StepRunner:
+    """Runs a chain of steps over a JSONL of records with ``workers`` processes."""
 
-    def __init__(self, config: BuildConfig, workers: int | None = None, console: Console | None = None) -> None:
-        self.config = config
+    def __init__(self, workers: int | None = None, console: Console | None = None) -> None:
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.console = console or Console(stderr=True)
-        self.work_dir = config.resolved_work_dir
         self.progress = Progress(
             TextColumn("[bold]{task.description:<22}"),
             BarColumn(),
@@ -165,6 +163,87 @@ class LocalExecutor:
             transient=False,
             disable=not self.console.is_terminal,
         )
+
+    def run_steps(self, stage: str, steps: list[PipelineStep], out: Path, input_path: Path | None) -> list[StepReport]:
+        """Chain the steps over ``input_path`` into ``out/records.jsonl`` and ``out/rejects/``.
+
+        Runs of per-record steps are sharded over the workers; dataset steps see everything.
+        """
+        assert input_path is not None
+        rejects = RejectLog(out / "rejects")
+        reports = [StepReport(stage, step.label, step.name, StepStats()) for step in steps]
+        total = count_lines(input_path)
+        task = self.progress.add_task(stage, total=total)
+        stream: Iterable[Record] = self._count_into(read_records(input_path), task)
+        index = 0
+        try:
+            while index < len(steps):
+                if isinstance(steps[index], RecordStep):
+                    end = index
+                    while end < len(steps) and isinstance(steps[end], RecordStep):
+                        end += 1
+                    stream = self._sharded(steps[index:end], reports[index:end], stream, rejects)  # type: ignore[arg-type]
+                    index = end
+                else:
+                    stream = self._whole(steps[index], reports[index], stream, rejects)
+                    index += 1
+            with (out / "records.jsonl").open("w", encoding="utf-8") as handle:
+                for record in stream:
+                    handle.write(record.to_json() + "\n")
+        finally:
+            rejects.close()
+        return reports
+
+    def _count_into(self, records: Iterator[Record], task: Any) -> Iterator[Record]:
+        for record in records:
+            self.progress.advance(task)
+            yield record
+
+    def _whole(
+        self, step: PipelineStep, report: StepReport, records: Iterable[Record], rejects: RejectLog
+    ) -> Iterator[Record]:
+        yield from step.run(records)  # type: ignore[attr-defined]
+        report.stats.merge(step.stats)
+        rejects.write(report.rejects_file, (r.to_dict() for r in step.rejects))
+        step.reset()
+
+    def _sharded(
+        self,
+        steps: list[RecordStep],
+        reports: list[StepReport],
+        records: Iterable[Record],
+        rejects: RejectLog,
+    ) -> Iterator[Record]:
+        def collect(result: tuple[list[str], list[list[dict[str, Any]]], list[StepStats]]) -> Iterator[Record]:
+            lines, step_rejects, stats = result
+            for report, step_stats, step_reject in zip(reports, stats, step_rejects, strict=True):
+                report.stats.merge(step_stats)
+                rejects.write(report.rejects_file, step_reject)
+            for line in lines:
+                yield Record.from_json(line)
+
+        if self.workers == 1:
+            for chunk in _chunks(records, CHUNK_SIZE):
+                yield from collect(run_chunk(steps, chunk))
+            return
+        context = multiprocessing.get_context("forkserver")
+        with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker, initargs=(steps,)) as pool:
+            pending: list[Future[Any]] = []
+            for chunk in _chunks(records, CHUNK_SIZE):
+                pending.append(pool.submit(_run_chunk_in_worker, chunk))
+                if len(pending) >= 2 * self.workers:
+                    yield from collect(pending.pop(0).result())
+            for future in pending:
+                yield from collect(future.result())
+
+
+class LocalExecutor(StepRunner):
+    """Runs a build on this machine with ``workers`` processes for per-record steps."""
+
+    def __init__(self, config: BuildConfig, workers: int | None = None, console: Console | None = None) -> None:
+        super().__init__(workers, console)
+        self.config = config
+        self.work_dir = config.resolved_work_dir
 
     # -- public ------------------------------------------------------------------------------
 
@@ -289,79 +368,10 @@ class LocalExecutor:
         return reports
 
     def _clean(self, out: Path, input_path: Path | None) -> list[StepReport]:
-        return self._run_steps("clean", self.config.make_clean_steps(), out, input_path)
+        return self.run_steps("clean", self.config.make_clean_steps(), out, input_path)
 
     def _augment(self, out: Path, input_path: Path | None) -> list[StepReport]:
-        return self._run_steps("augment", list(self.config.make_augmenters()), out, input_path)
+        return self.run_steps("augment", list(self.config.make_augmenters()), out, input_path)
 
     def _split(self, out: Path, input_path: Path | None) -> list[StepReport]:
-        return self._run_steps("split", [self.config.make_splitter()], out, input_path)
-
-    def _run_steps(self, stage: str, steps: list[PipelineStep], out: Path, input_path: Path | None) -> list[StepReport]:
-        """Chain the steps; runs of per-record steps are sharded, dataset steps see everything."""
-        assert input_path is not None
-        rejects = RejectLog(out / "rejects")
-        reports = [StepReport(stage, step.label, step.name, StepStats()) for step in steps]
-        total = count_lines(input_path)
-        task = self.progress.add_task(stage, total=total)
-        stream: Iterable[Record] = self._count_into(read_records(input_path), task)
-        index = 0
-        try:
-            while index < len(steps):
-                if isinstance(steps[index], RecordStep):
-                    end = index
-                    while end < len(steps) and isinstance(steps[end], RecordStep):
-                        end += 1
-                    stream = self._sharded(steps[index:end], reports[index:end], stream, rejects)  # type: ignore[arg-type]
-                    index = end
-                else:
-                    stream = self._whole(steps[index], reports[index], stream, rejects)
-                    index += 1
-            with (out / "records.jsonl").open("w", encoding="utf-8") as handle:
-                for record in stream:
-                    handle.write(record.to_json() + "\n")
-        finally:
-            rejects.close()
-        return reports
-
-    def _count_into(self, records: Iterator[Record], task: Any) -> Iterator[Record]:
-        for record in records:
-            self.progress.advance(task)
-            yield record
-
-    def _whole(
-        self, step: PipelineStep, report: StepReport, records: Iterable[Record], rejects: RejectLog
-    ) -> Iterator[Record]:
-        yield from step.run(records)  # type: ignore[attr-defined]
-        report.stats.merge(step.stats)
-        rejects.write(report.rejects_file, (r.to_dict() for r in step.rejects))
-        step.reset()
-
-    def _sharded(
-        self,
-        steps: list[RecordStep],
-        reports: list[StepReport],
-        records: Iterable[Record],
-        rejects: RejectLog,
-    ) -> Iterator[Record]:
-        def collect(result: tuple[list[str], list[list[dict[str, Any]]], list[StepStats]]) -> Iterator[Record]:
-            lines, step_rejects, stats = result
-            for report, step_stats, step_reject in zip(reports, stats, step_rejects, strict=True):
-                report.stats.merge(step_stats)
-                rejects.write(report.rejects_file, step_reject)
-            for line in lines:
-                yield Record.from_json(line)
-
-        if self.workers == 1:
-            for chunk in _chunks(records, CHUNK_SIZE):
-                yield from collect(run_chunk(steps, chunk))
-            return
-        context = multiprocessing.get_context("forkserver")
-        with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker, initargs=(steps,)) as pool:
-            pending: list[Future[Any]] = []
-            for chunk in _chunks(records, CHUNK_SIZE):
-                pending.append(pool.submit(_run_chunk_in_worker, chunk))
-                if len(pending) >= 2 * self.workers:
-                    yield from collect(pending.pop(0).result())
-            for future in pending:
-                yield from collect(future.result())
+        return self.run_steps("split", [self.config.make_splitter()], out, input_path)

@@ -36,8 +36,7 @@ def test_mapper_normalises_text_and_chat_turns_and_rejects_empty_ones():
     )
     out = list(step.run([rec(1, "  ﬁne\u200b   print\r\n\n\n\nnext  "), chat]))
     assert [r.text for r in out] == ["fine print\n\nnext"]
-    assert step.rejects[0].reason == "empty_turn_after_normalize"
-    assert step.rejects[0].detail == {"role": "user"}
+    assert step.rejects[0].reason == "empty_user_turn_after_normalize"
 
 
 def test_dataset_step_sees_everything_and_names_the_original():
