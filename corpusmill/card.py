@@ -157,6 +157,7 @@ def render_card(
         f"![Length histogram per split]({plots['lengths']})",
         "",
     ]
+    parts += _split_report_section(stages)
     parts += ["## Sources", "", _table(["dataset", "records released"], sorted(datasets.items())), ""]
     step_rows = []
     for stage in stages:
@@ -217,6 +218,54 @@ def render_card(
         "",
     ]
     return "\n".join(parts)
+
+
+def _split_report_section(stages: list[StageResult]) -> list[str]:
+    reports = [report for stage in stages if stage.name == "split" for report in stage.reports.values()]
+    if not reports:
+        return []
+    report = reports[0]
+    names = list(report["splits"])
+    parts = ["## Split report", ""]
+    deviation = report["largest_deviation"]
+    if deviation["label"] is not None:
+        parts += [
+            f"Largest deviation of a class from its target: {deviation['records']:+} records "
+            f"(`{deviation['label']}` in {deviation['split']}). Jensen–Shannon divergence of each split's "
+            "label distribution from the whole (0 = identical):",
+            "",
+            _table(
+                ["split", "records", "JS divergence"],
+                [[s, report["splits"][s], report["js_divergence"][s]] for s in names],
+            ),
+            "",
+        ]
+    if report["rare_classes"]:
+        parts += [
+            f"Classes too small for every split (policy `{report['rare_policy']}`):",
+            "",
+            _table(["label", "records"], sorted(report["rare_classes"].items())),
+            "",
+        ]
+    previous = report["previous"]
+    if previous["kept"]:
+        parts += [f"{previous['kept']} records came from the previous release; {previous['moved']} changed split.", ""]
+    leak = report["leakage"]
+    if leak["checked"]:
+        parts += [
+            f"Leakage check: {leak['exact']} validation/test records are exact duplicates of train records "
+            f"(after normalisation) and {leak['near']} are near-duplicates (MinHash).",
+            "",
+        ]
+        if leak["pairs"]:
+            parts += [
+                _table(
+                    ["kind", "split", "record", "train record"],
+                    [[p["kind"], p["split"], p["id"], p["train_id"]] for p in leak["pairs"][:20]],
+                ),
+                "",
+            ]
+    return parts
 
 
 def plot_lengths(summaries: dict[str, SplitSummary], path: Path) -> str:

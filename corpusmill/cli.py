@@ -265,6 +265,74 @@ def clean(
     out_console.print(f"Records: {out}\nRejects: {rejects_dir}/", highlight=False)
 
 
+@app.command()
+def split(
+    source: Annotated[Path, typer.Argument(help="Records JSONL.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for <split>.jsonl files and the report.")],
+    ratios: Annotated[str, typer.Option(help="Comma-separated ratios, in --names order.")] = "0.8,0.1,0.1",
+    names: Annotated[str, typer.Option(help="Comma-separated split names.")] = "train,validation,test",
+    seed: Annotated[int, typer.Option(help="Seed of the hash order.")] = 0,
+    stratify_by: Annotated[str, typer.Option(help="label or meta.<key>.")] = "label",
+    group_by: Annotated[str, typer.Option(help="group, source.uri, parent_id or meta.<key>.")] = "group",
+    previous: Annotated[Path | None, typer.Option(help="Previous release dir: its records keep their split.")] = None,
+    rare_classes: Annotated[str, typer.Option(help="train, drop or error.")] = "train",
+    fail_on_leakage: Annotated[bool, typer.Option("--fail-on-leakage", help="Exit 1 on cross-split leakage.")] = False,
+) -> None:
+    """Split records into stratified, group-aware splits with a leakage report."""
+    from pydantic import ValidationError
+
+    from corpusmill.io import atomic_directory, read_records, write_json
+    from corpusmill.schema import describe_validation_error
+    from splitting import StratifiedSplitter
+
+    split_names = [n.strip() for n in names.split(",")]
+    try:
+        values = [float(v) for v in ratios.split(",")]
+        if len(values) != len(split_names):
+            raise ValueError(f"{len(values)} ratios for {len(split_names)} split names")
+        splitter = StratifiedSplitter(
+            seed=seed,
+            ratios=dict(zip(split_names, values, strict=True)),
+            stratify_by=stratify_by,
+            group_by=group_by,
+            previous=previous,
+            rare_classes=rare_classes,
+            leakage={"fail_on_leakage": fail_on_leakage},
+        )
+    except (ValueError, ValidationError) as exc:
+        message = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+        console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    try:
+        if not source.is_file():
+            raise InputError(str(source), "cannot read: No such file or directory")
+        records = list(splitter.run(list(read_records(source))))
+        if out.exists():
+            raise InputError(str(out), "already exists; choose a new output directory")
+        with atomic_directory(out) as tmp:
+            handles = {name: (tmp / f"{name}.jsonl").open("w", encoding="utf-8") for name in split_names}
+            for record in records:
+                handles[record.split].write(record.to_json() + "\n")  # type: ignore[index]
+            for handle in handles.values():
+                handle.close()
+            with (tmp / "rejects.jsonl").open("w", encoding="utf-8") as rejects:
+                for reject in splitter.rejects:
+                    rejects.write(json.dumps(reject.to_dict(), ensure_ascii=False, sort_keys=True) + "\n")
+            write_json(tmp / "split_report.json", splitter.report)
+    except CorpusmillError as exc:
+        raise _fail(exc) from None
+    report = splitter.report
+    counts = ", ".join(f"{name} {n}" for name, n in report["splits"].items())
+    leak = report["leakage"]
+    out_console.print(
+        f"{counts}; rare classes: {len(report['rare_classes'])}; largest class deviation "
+        f"{report['largest_deviation']['records']:+} records; leakage: {leak['exact']} exact, "
+        f"{leak['near']} near",
+        highlight=False,
+    )
+    out_console.print(f"Splits: {out}/", highlight=False)
+
+
 @release_app.command("verify")
 def release_verify(directory: Annotated[Path, typer.Argument(help="Release directory.")]) -> None:
     """Recompute every checksum and count of a release; exit 1 at the first mismatch."""

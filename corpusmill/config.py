@@ -65,7 +65,7 @@ class SourceSpec(BaseModel):
 class SplitSpec(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    method: str = "random"
+    method: str = "stratified"
 
     @property
     def step_params(self) -> dict[str, Any]:

@@ -72,6 +72,8 @@ class StageResult:
     output_sha256: str
     steps: list[StepReport]
     resumed: bool = False
+    reports: dict[str, Any] = field(default_factory=dict)
+    """Per step label, what a step reported (the split report), read from ``reports/``."""
 
     @property
     def directory_name(self) -> str:
@@ -134,6 +136,13 @@ class RejectLog:
     def close(self) -> None:
         for handle in self.handles.values():
             handle.close()
+
+
+def _read_reports(stage_dir: Path) -> dict[str, Any]:
+    return {
+        path.stem: json.loads(path.read_text(encoding="utf-8"))
+        for path in sorted((stage_dir / "reports").glob("*.json"))
+    }
 
 
 def _chunks(records: Iterable[Record], size: int) -> Iterator[list[str]]:
@@ -205,6 +214,8 @@ class StepRunner:
         yield from step.run(records)  # type: ignore[attr-defined]
         report.stats.merge(step.stats)
         rejects.write(report.rejects_file, (r.to_dict() for r in step.rejects))
+        if step.report:
+            write_json(rejects.directory.parent / "reports" / f"{step.label}.json", step.report)
         step.reset()
 
     def _sharded(
@@ -316,6 +327,7 @@ class LocalExecutor(StepRunner):
                     done["output_sha256"],
                     [StepReport.from_dict(step) for step in done["steps"]],
                     resumed=True,
+                    reports=_read_reports(stage_dir),
                 )
             shutil.rmtree(stage_dir)
         elif stage_dir.exists():
@@ -325,7 +337,7 @@ class LocalExecutor(StepRunner):
             steps = runner(tmp, input_path)
             output = tmp / "records.jsonl"
             records_out = count_lines(output)
-            result = StageResult(stage, key, records_out, sha256_file(output), steps)
+            result = StageResult(stage, key, records_out, sha256_file(output), steps, reports=_read_reports(tmp))
             write_json(
                 tmp / "_DONE.json",
                 {

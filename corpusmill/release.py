@@ -154,6 +154,7 @@ def write_release(
             "accounting": accounting,
             "rejects": reject_counts,
             "exports": exports,
+            "reports": {f"{stage.name}.{label}": report for stage in stages for label, report in stage.reports.items()},
             "stages": [
                 {
                     "stage": stage.name,

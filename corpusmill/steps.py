@@ -112,6 +112,8 @@ class PipelineStep(ABC):  # noqa: B024 (abstract methods live on the step kinds 
         self.label = self.name
         self.stats = StepStats()
         self.rejects: list[Rejected] = []
+        self.report: dict[str, Any] = {}
+        """What a whole-dataset step wants in the release card and manifest (the split report)."""
         self._ready = False
 
     def setup(self) -> None:  # noqa: B027 (optional hook)

@@ -244,9 +244,18 @@ def content_hash(text: str) -> str:
 
 
 def page_records(
-    page: dict[str, Any], url: str, dataset: str, kind: str = "crawl", fetched_at: str | None = None, depth: int = 0
+    page: dict[str, Any],
+    url: str,
+    dataset: str,
+    kind: str = "crawl",
+    fetched_at: str | None = None,
+    depth: int = 0,
+    requested_url: str | None = None,
 ) -> list[Record]:
-    """The page's text record and one chat record per question/answer pair (one ``group``)."""
+    """The page's text record and one chat record per question/answer pair (one ``group``).
+
+    ``meta.requested_url`` is the URL as scheduled (before redirects): a resumed crawl uses it to
+    know which requests already have their records written."""
     declared = page.get("canonical")
     group = canonical_url(urljoin(url, declared) if declared else url)
     source = Source(kind=kind, uri=url, dataset=dataset, fetched_at=fetched_at)  # type: ignore[arg-type]
@@ -258,6 +267,7 @@ def page_records(
         "canonical_url": group,
         "content_hash": page["content_hash"],
         "depth": depth,
+        "requested_url": requested_url or url,
         "extractor": page["extractor"],
         "encoding": page["encoding"],
     }
@@ -281,6 +291,7 @@ def page_records(
                     "lang": page["lang"],
                     "faq_pattern": pair["pattern"],
                     "canonical_url": group,
+                    "requested_url": requested_url or url,
                 },
             )
         )

@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from crawlers.urls import canonical_url
+
 
 def read_json_lines(path: Path) -> list[dict[str, Any]]:
     """Every complete JSON line; a torn last line from a kill is dropped."""
@@ -56,6 +58,17 @@ class CrawlJournal:
         self.done: dict[str, str] = {e["canonical"]: e["outcome"] for e in read_json_lines(self.done_path)}
         self._frontier = self.frontier_path.open("a", encoding="utf-8")
         self._done = self.done_path.open("a", encoding="utf-8")
+        self._reconcile()
+
+    def _reconcile(self) -> None:
+        """Mark done what a kill caught between writing a page's output and its ``done`` line."""
+        for record in read_json_lines(self.records_path):
+            requested = record.get("meta", {}).get("requested_url")
+            if requested and canonical_url(requested) not in self.done:
+                self.finish(canonical_url(requested), "written")
+        for reject in read_json_lines(self.rejects_path):
+            if reject.get("requested") and canonical_url(reject["url"]) not in self.done:
+                self.finish(canonical_url(reject["url"]), reject["reason"])
 
     @property
     def resuming(self) -> bool:

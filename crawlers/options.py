@@ -77,6 +77,10 @@ class CrawlOptions(BaseModel):
             "RETRY_BACKOFF_MAX": 30.0,
             "REDIRECT_MAX_TIMES": self.max_redirects,
             "DUPEFILTER_CLASS": "scrapy.dupefilters.BaseDupeFilter",
+            # Breadth-first, so a page's depth is (close to) its shortest link distance.
+            "DEPTH_PRIORITY": 1,
+            "SCHEDULER_DISK_QUEUE": "scrapy.squeues.PickleFifoDiskQueue",
+            "SCHEDULER_MEMORY_QUEUE": "scrapy.squeues.FifoMemoryQueue",
             "COOKIES_ENABLED": False,
             "TELNETCONSOLE_ENABLED": False,
             "LOG_LEVEL": "ERROR",

@@ -124,7 +124,13 @@ class OutputPipeline:
                 kind, item = "reject", {**item, "reason": "duplicate_redirect", "detail": {"to": item["url"]}}
             else:
                 records = page_records(
-                    item["extracted"], item["url"], self.dataset, "crawl", item["fetched_at"], item["depth"]
+                    item["extracted"],
+                    item["url"],
+                    self.dataset,
+                    "crawl",
+                    item["fetched_at"],
+                    item["depth"],
+                    item["requested_url"],
                 )
                 if records:
                     self.journal.append(self.journal.records_path, [r.to_json() for r in records])

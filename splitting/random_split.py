@@ -13,7 +13,7 @@ from corpusmill.steps import DropRecord, Splitter
 def target_counts(total: int, ratios: dict[str, float]) -> dict[str, int]:
     """Split ``total`` by ``ratios`` into whole numbers that add up (largest remainder)."""
     raw = {name: total * ratio for name, ratio in ratios.items()}
-    counts = {name: int(value) for name, value in raw.items()}
+    counts = {name: int(value + 1e-9) for name, value in raw.items()}
     by_remainder = sorted(raw, key=lambda name: (-(raw[name] - counts[name]), list(ratios).index(name)))
     for name in by_remainder[: total - sum(counts.values())]:
         counts[name] += 1

@@ -25,10 +25,10 @@ from cleaning import (
     StripText,
     Tokenize,
 )
-from cleaning.dedup import MinHasher, NearDedupParams, optimal_bands
 from corpusmill.cli import app
 from corpusmill.config import load_config
 from corpusmill.executor import LocalExecutor
+from corpusmill.minhash import MinHasher, ShingleSettings, optimal_bands
 from corpusmill.release import verify_release
 from corpusmill.schema import Record
 
@@ -65,7 +65,7 @@ def jaccard(a: set[int], b: set[int]) -> float:
 
 def test_near_dedup_finds_planted_paraphrases_with_high_precision_and_recall(shared_data):
     rng = random.Random(5)
-    hasher = MinHasher(NearDedupParams(shingle="chars", shingle_size=4))
+    hasher = MinHasher(ShingleSettings(kind="chars", size=4))
     pool = [t for t in banking_texts(shared_data) if len(t.split()) >= 12]
     rng.shuffle(pool)
     bases: list[str] = []

@@ -122,7 +122,20 @@ def test_unreachable_start_url_is_an_error_naming_the_url(tmp_path):
 
 
 def _crawl_command(url: str, out: Path, job: Path) -> list[str]:
-    return [sys.executable, "-m", "corpusmill", "crawl", url, "--out", str(out), "--job-dir", str(job), "--fast"]
+    return [
+        sys.executable,
+        "-m",
+        "corpusmill",
+        "crawl",
+        url,
+        "--out",
+        str(out),
+        "--job-dir",
+        str(job),
+        "--fast",
+        "--max-depth",
+        "200",
+    ]
 
 
 def test_kill_9_then_resume_gives_the_same_pages_once_each(tmp_path):

@@ -1,0 +1,347 @@
+"""The default splitter: stratified, group-aware, multi-label, stable across releases.
+
+* **Units are groups.** Records sharing ``group`` (a conversation, a page and its FAQ pairs, a
+  near-duplicate cluster, an augmentation parent) always land in one split; a group is stratified
+  by its most frequent label.
+* **Single-label**: per-class targets are rounded jointly (floors, then each class's remainder
+  goes to the splits with the largest fractional shares that still have room overall), so every
+  class is within ±1 record of ``n_class × ratio`` when groups are single records, and the split
+  totals stay on target.
+* **Hash order**: within a class, groups are ordered by a seeded hash of their key and cut at the
+  targets (train first, then the other splits in config order). A group's position never depends
+  on other groups, so adding records to a class moves at most a few old records per split
+  boundary of that class (``--previous`` moves none).
+* **Multi-label** (list labels): iterative stratification (Sechidis et al., 2011) over groups.
+* **Rare classes** (a class expected to have fewer than one record in some split) follow
+  ``rare_classes``: ``train`` (all of it in train), ``drop`` (rejected as ``rare_class``) or
+  ``error``; the report lists each.
+* **Previous release**: records whose id is in ``previous`` keep their old split; a new record in
+  an old group follows its group; other new groups fill each class towards its targets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from corpusmill.errors import InputError
+from corpusmill.registry import register
+from corpusmill.schema import Record
+from corpusmill.steps import DropRecord, Splitter, SplitterParams
+from splitting.report import LeakageSettings, split_report
+
+NO_LABEL = "\0none"
+
+
+class StratifiedParams(SplitterParams):
+    """Everything the build config's ``split`` section (method ``stratified``) accepts."""
+
+    stratify: Literal["auto", "on", "off"] = "auto"
+    """``auto``: stratify whenever records have labels."""
+    stratify_by: str = "label"
+    """``label``, or ``meta.<key>`` to stratify by a value cleaning stored (``meta.lang``)."""
+    group_by: str = "group"
+    """``group``, ``source.uri``, ``parent_id`` or ``meta.<key>``: records sharing it stay together."""
+    rare_classes: Literal["train", "drop", "error"] = "train"
+    previous: Path | None = None
+    """A previous release directory: its records keep their splits."""
+    leakage: LeakageSettings = Field(default_factory=LeakageSettings)
+
+    @field_validator("stratify_by", "group_by")
+    @classmethod
+    def _known_field(cls, value: str) -> str:
+        if value in ("label", "group", "source.uri", "parent_id") or (value.startswith("meta.") and len(value) > 5):
+            return value
+        raise ValueError("use label, group, source.uri, parent_id or meta.<key>")
+
+
+def _hash(seed: int, key: str) -> bytes:
+    return hashlib.sha256(f"{seed}\0{key}".encode()).digest()
+
+
+def _floor(value: float) -> int:
+    """floor() that does not turn 1500 × 0.7 = 1049.9999999999998 into 1049."""
+    return math.floor(value + 1e-9)
+
+
+def joint_targets(class_sizes: dict[str, int], ratios: dict[str, float]) -> dict[str, dict[str, int]]:
+    """Per-class, per-split record targets: each within one of ``n × ratio``, totals on target."""
+    splits = list(ratios)
+    total = sum(class_sizes.values())
+    exact_totals = {s: total * r for s, r in ratios.items()}
+    totals = {s: _floor(v) for s, v in exact_totals.items()}
+    for s in sorted(splits, key=lambda s: -(exact_totals[s] - totals[s]))[: total - sum(totals.values())]:
+        totals[s] += 1
+    targets = {c: {s: _floor(n * ratios[s]) for s in splits} for c, n in class_sizes.items()}
+    room = {s: totals[s] - sum(targets[c][s] for c in class_sizes) for s in splits}
+    floors = {c: dict(t) for c, t in targets.items()}
+    extras = {c: n - sum(targets[c].values()) for c, n in class_sizes.items()}
+    # Classes needing the most extra records (in distinct splits) choose first.
+    for c in sorted(class_sizes, key=lambda c: (-extras[c], -class_sizes[c], c)):
+        fraction = {s: class_sizes[c] * ratios[s] - targets[c][s] for s in splits}
+        for s in sorted(splits, key=lambda s: (room[s] <= 0, -fraction[s], splits.index(s)))[: extras[c]]:
+            targets[c][s] += 1
+            room[s] -= 1
+    # Where the greedy pass overfilled a split, move a rounded-up record to a split with room
+    # (in a class rounded down there): every class stays within one of its exact share.
+    moved = True
+    while moved and any(room[s] < 0 for s in splits):
+        moved = False
+        for over in (s for s in splits if room[s] < 0):
+            for under in (s for s in splits if room[s] > 0):
+                c = next(
+                    (
+                        c
+                        for c in sorted(targets)
+                        if targets[c][over] > floors[c][over] and targets[c][under] == floors[c][under]
+                    ),
+                    None,
+                )
+                if c is not None:
+                    targets[c][over] -= 1
+                    targets[c][under] += 1
+                    room[over] += 1
+                    room[under] -= 1
+                    moved = True
+                    break
+            if moved:
+                break
+    return targets
+
+
+def previous_splits(release_dir: Path) -> dict[str, str]:
+    """id → split of every record in a previous release (from its JSONL mirror)."""
+    manifest_path = release_dir / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(str(manifest_path), f"not a readable release manifest: {exc}") from None
+    out = {}
+    for split, info in manifest["splits"].items():
+        with (release_dir / info["jsonl"]).open(encoding="utf-8") as handle:
+            for line in handle:
+                out[json.loads(line)["id"]] = split
+    return out
+
+
+@register("stratified")
+class StratifiedSplitter(Splitter):
+    Params: ClassVar[type[BaseModel]] = StratifiedParams
+
+    def _group_key(self, record: Record) -> str:
+        field = self.params.group_by  # type: ignore[attr-defined]
+        value: object = None
+        if field == "group":
+            value = record.group
+        elif field == "source.uri":
+            value = record.source.uri
+        elif field == "parent_id":
+            value = record.parent_id
+        elif field.startswith("meta."):
+            value = record.meta.get(field[5:])
+        return f"{field}={value}" if value not in (None, "") else f"id={record.id}"
+
+    def _with_strata(self, records: Sequence[Record]) -> Sequence[Record]:
+        """Records whose ``label`` is what to stratify by (a copy when that is a meta value)."""
+        field = self.params.stratify_by  # type: ignore[attr-defined]
+        if field == "label":
+            return records
+        key = field.removeprefix("meta.")
+        return [r.model_copy(update={"label": None if r.meta.get(key) is None else str(r.meta[key])}) for r in records]
+
+    def assign(self, records: Sequence[Record]) -> Sequence[str | DropRecord]:
+        params: StratifiedParams = self.params  # type: ignore[assignment]
+        ratios = params.ratios
+        records = self._with_strata(records)
+        groups: dict[str, list[int]] = defaultdict(list)
+        for index, record in enumerate(records):
+            groups[self._group_key(record)].append(index)
+        multi = any(isinstance(r.label, list) for r in records)
+        labelled = any(r.label is not None for r in records)
+        stratify = params.stratify == "on" or (params.stratify == "auto" and labelled)
+        old = previous_splits(params.previous) if params.previous else {}
+
+        split_of: dict[str, str] = {}
+        for key, members in groups.items():  # a group with any old record stays where it was
+            old_splits = [old[records[i].id] for i in members if records[i].id in old]
+            if old_splits:
+                split_of[key] = Counter(old_splits).most_common(1)[0][0]
+
+        rare: dict[str, int] = {}
+        dropped: set[str] = set()
+        if stratify and not multi:
+            rare, dropped = self._single_label(records, groups, split_of)
+        elif stratify:
+            self._multi_label(records, groups, split_of)
+        else:
+            self._by_size(groups, split_of)
+
+        out: list[str | DropRecord] = []
+        for record in records:
+            key = self._group_key(record)
+            out.append(
+                DropRecord("rare_class", {"label": _dominant(record.label)}) if key in dropped else split_of[key]
+            )
+        kept = [(r, s) for r, s in zip(records, out, strict=True) if isinstance(s, str)]
+        self.report = split_report(
+            [r for r, _ in kept],
+            [s for _, s in kept],
+            list(ratios),
+            ratios,
+            rare,
+            params.rare_classes,
+            params.leakage,
+            moved_from_previous=sum(1 for r, s in kept if r.id in old and old[r.id] != s),
+            kept_from_previous=sum(1 for r, _ in kept if r.id in old),
+        )
+        if params.leakage.fail_on_leakage and self.report["leakage"]["total"]:
+            raise InputError(
+                "split",
+                f"leakage across splits: {self.report['leakage']['total']} train records "
+                "duplicate validation/test records (see the split report); "
+                "fail_on_leakage is set",
+            )
+        return out
+
+    # -- strategies ----------------------------------------------------------------------------
+
+    def _single_label(
+        self, records: Sequence[Record], groups: dict[str, list[int]], split_of: dict[str, str]
+    ) -> tuple[dict[str, int], set[str]]:
+        params: StratifiedParams = self.params  # type: ignore[assignment]
+        ratios = params.ratios
+        group_label = {key: _dominant_of(records, members) for key, members in groups.items()}
+        class_sizes: Counter[str] = Counter()
+        class_groups: Counter[str] = Counter()
+        for key, members in groups.items():
+            class_sizes[group_label[key]] += len(members)
+            class_groups[group_label[key]] += 1
+        rare = {
+            c: n
+            for c, n in class_sizes.items()
+            if c != NO_LABEL and (min(n * r for r in ratios.values()) < 1 or class_groups[c] < len(ratios))
+        }
+        if rare and params.rare_classes == "error":
+            listing = ", ".join(f"{c} ({n})" for c, n in sorted(rare.items()))
+            raise InputError("split", f"classes too small for every split (rare_classes: error): {listing}")
+        dropped: set[str] = set()
+        for key, label in group_label.items():
+            if label in rare and key not in split_of:
+                if params.rare_classes == "drop":
+                    dropped.add(key)
+                else:
+                    split_of[key] = "train"
+        common = {c: n for c, n in class_sizes.items() if c not in rare}
+        targets = joint_targets(common, ratios)
+        filled: dict[str, Counter[str]] = defaultdict(Counter)
+        for key, split in split_of.items():
+            filled[group_label[key]][split] += len(groups[key])
+        by_class: dict[str, list[str]] = defaultdict(list)
+        for key, label in group_label.items():
+            if key not in split_of and key not in dropped:
+                by_class[label].append(key)
+        for label, keys in by_class.items():
+            keys.sort(key=lambda k: _hash(self.seed, k))
+            self._fill(keys, groups, targets[label], filled[label], split_of, list(ratios))
+        return rare, dropped
+
+    @staticmethod
+    def _fill(
+        keys: list[str],
+        groups: dict[str, list[int]],
+        target: dict[str, int],
+        filled: Counter[str],
+        split_of: dict[str, str],
+        order: list[str],
+    ) -> None:
+        """Cut the hash-ordered groups at the targets: train first, then the others in order.
+
+        A split takes a group while that keeps it closer to its target than leaving it out; what
+        remains goes to whichever split is furthest below target.
+        """
+        position = 0
+        for key in keys:
+            size = len(groups[key])
+            while position < len(order) - 1 and filled[order[position]] + size / 2 > target[order[position]]:
+                position += 1
+            split = order[position]
+            if filled[split] + size / 2 > target[split]:
+                split = max(order, key=lambda s: (target[s] - filled[s], -order.index(s)))
+            split_of[key] = split
+            filled[split] += size
+
+    def _multi_label(self, records: Sequence[Record], groups: dict[str, list[int]], split_of: dict[str, str]) -> None:
+        """Iterative stratification: the rarest label first; each of its groups goes where that
+        label is most wanted, then where most records are wanted, then by seeded hash."""
+        ratios: dict[str, float] = self.params.ratios  # type: ignore[attr-defined]
+        splits = list(ratios)
+        group_labels: dict[str, Counter[str]] = {}
+        for key, members in groups.items():
+            counts: Counter[str] = Counter()
+            for i in members:
+                label = records[i].label
+                counts.update(label if isinstance(label, list) else ([label] if label is not None else []))
+            group_labels[key] = counts
+        label_totals: Counter[str] = Counter()
+        for counts in group_labels.values():
+            label_totals.update(counts)
+        total = len(records)
+        wanted_label = {s: {label: n * ratios[s] for label, n in label_totals.items()} for s in splits}
+        wanted = {s: total * ratios[s] for s in splits}
+        for key, split in split_of.items():
+            for label, n in group_labels[key].items():
+                wanted_label[split][label] -= n
+            wanted[split] -= len(groups[key])
+        remaining = {key for key in groups if key not in split_of}
+        by_label: dict[str, set[str]] = defaultdict(set)
+        for key in remaining:
+            for label in group_labels[key]:
+                by_label[label].add(key)
+        while remaining:
+            live = {label: keys & remaining for label, keys in by_label.items() if keys & remaining}
+            if not live:
+                chosen = sorted(remaining, key=lambda k: _hash(self.seed, k))
+            else:
+                label = min(live, key=lambda lb: (len(live[lb]), _hash(self.seed, lb)))
+                chosen = sorted(live[label], key=lambda k: (-len(groups[k]), _hash(self.seed, k)))
+            for key in chosen:
+                counts = group_labels[key]
+                focus = label if live else None
+                split = max(
+                    splits, key=lambda s: (wanted_label[s].get(focus, 0) if focus else 0, wanted[s], -splits.index(s))
+                )
+                split_of[key] = split
+                for lb, n in counts.items():
+                    wanted_label[split][lb] -= n
+                wanted[split] -= len(groups[key])
+                remaining.discard(key)
+
+    def _by_size(self, groups: dict[str, list[int]], split_of: dict[str, str]) -> None:
+        """No labels: hash order, cut at the record targets."""
+        ratios: dict[str, float] = self.params.ratios  # type: ignore[attr-defined]
+        total = sum(len(m) for m in groups.values())
+        target = joint_targets({NO_LABEL: total}, ratios)[NO_LABEL]
+        filled: Counter[str] = Counter()
+        for key, split in split_of.items():
+            filled[split] += len(groups[key])
+        keys = sorted((k for k in groups if k not in split_of), key=lambda k: _hash(self.seed, k))
+        self._fill(keys, groups, target, filled, split_of, list(ratios))
+
+
+def _dominant(label: str | list[str] | None) -> str:
+    if label is None:
+        return NO_LABEL
+    return label if isinstance(label, str) else (sorted(label)[0] if label else NO_LABEL)
+
+
+def _dominant_of(records: Sequence[Record], members: list[int]) -> str:
+    """A group's most frequent label (ties: alphabetical), by which it is stratified."""
+    counts = Counter(_dominant(records[i].label) for i in members)
+    return min(counts, key=lambda label: (-counts[label], label))

@@ -1,0 +1,245 @@
+"""Splitting Banking77 and synthetic multi-label data: stratification, groups, rare classes,
+stability across releases, determinism and leakage."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from corpusmill.cli import app
+from corpusmill.errors import InputError
+from corpusmill.io import read_records
+from corpusmill.schema import Record
+from crawlers.importers import ImportSource
+from splitting import StratifiedSplitter
+from splitting.stratified import joint_targets
+
+RATIOS = {"train": 0.8, "validation": 0.1, "test": 0.1}
+SOURCE = {"kind": "import", "uri": "t", "dataset": "t"}
+
+
+@pytest.fixture(scope="module")
+def banking(shared_data) -> list[Record]:
+    return list(ImportSource(dataset="b77", path=shared_data / "banking77" / "train.csv", label="category").run())
+
+
+def assign(records, **params) -> list[str]:
+    return list(StratifiedSplitter(seed=params.pop("seed", 3), **params).assign(records))
+
+
+def test_every_banking77_class_is_within_one_record_of_its_target(banking):
+    splits = assign(banking)
+    per_class: dict[str, Counter] = defaultdict(Counter)
+    for record, split in zip(banking, splits, strict=True):
+        per_class[record.label][split] += 1
+    assert len(per_class) == 77
+    for label, counts in per_class.items():
+        n = sum(counts.values())
+        for split, ratio in RATIOS.items():
+            assert abs(counts[split] - n * ratio) <= 1, (label, split, counts[split], n * ratio)
+    totals = Counter(splits)
+    assert totals == {"train": 8003, "validation": 1000, "test": 1000}
+
+
+def test_same_seed_same_assignment_other_seed_other_assignment(banking):
+    first = assign(banking[:2000], seed=11)
+    assert first == assign(banking[:2000], seed=11)
+    assert first != assign(banking[:2000], seed=12)
+
+
+def test_groups_never_cross_splits_and_stratification_still_holds(banking):
+    grouped = [r.model_copy(update={"group": f"user-{i % 3000}"}) for i, r in enumerate(banking)]
+    splits = assign(grouped)
+    seen: dict[str, str] = {}
+    for record, split in zip(grouped, splits, strict=True):
+        assert seen.setdefault(record.group, split) == split
+    share = Counter(splits)
+    assert abs(share["train"] / len(grouped) - 0.8) < 0.01
+
+
+def test_multi_label_proportions_follow_the_whole():
+    rng = random.Random(0)
+    labels = [f"tag{i}" for i in range(12)]
+    weights = [1 / (i + 1) for i in range(12)]
+    records = []
+    for i in range(3000):
+        tags = sorted(set(rng.choices(labels, weights, k=rng.randint(1, 3))))
+        records.append(Record(id=f"m{i}", text=f"text {i}", label=tags, group=f"g{i // 2}", source=SOURCE))
+    splits = assign(records)
+    totals = Counter(splits)
+    for split, ratio in RATIOS.items():
+        assert abs(totals[split] / len(records) - ratio) < 0.01
+    by_label: dict[str, Counter] = defaultdict(Counter)
+    for record, split in zip(records, splits, strict=True):
+        for tag in record.label:
+            by_label[tag][split] += 1
+    for tag, counts in by_label.items():
+        n = sum(counts.values())
+        for split, ratio in RATIOS.items():
+            assert abs(counts[split] / n - ratio) < 0.03, (tag, split, counts, n)
+    groups: dict[str, set] = defaultdict(set)
+    for record, split in zip(records, splits, strict=True):
+        groups[record.group].add(split)
+    assert all(len(s) == 1 for s in groups.values())
+
+
+def _with_rare(banking: list[Record]) -> list[Record]:
+    rare = [
+        Record(
+            id=f"rare{i}",
+            text=f"How do I close a joint account number {i}?",
+            label="close_joint_account",
+            source=SOURCE,
+        )
+        for i in range(4)
+    ]
+    return banking[:1000] + rare
+
+
+def test_rare_class_policy_train(banking):
+    records = _with_rare(banking)
+    splitter = StratifiedSplitter(seed=1)
+    splits = splitter.assign(records)
+    assert [s for r, s in zip(records, splits, strict=True) if r.label == "close_joint_account"] == ["train"] * 4
+    assert splitter.report["rare_classes"] == {"close_joint_account": 4}
+
+
+def test_rare_class_policy_drop_rejects_with_reason(banking):
+    splitter = StratifiedSplitter(seed=1, rare_classes="drop")
+    out = list(splitter.run(_with_rare(banking)))
+    assert len(out) == 1000
+    assert [r.reason for r in splitter.rejects] == ["rare_class"] * 4
+    assert splitter.stats.counts["dropped_rare_class"] == 4
+
+
+def test_rare_class_policy_error_names_the_class(banking):
+    with pytest.raises(InputError, match=r"close_joint_account \(4\)"):
+        StratifiedSplitter(seed=1, rare_classes="error").assign(_with_rare(banking))
+
+
+def test_growth_with_previous_keeps_every_old_record_in_place(banking, tmp_path, make_config):
+    from corpusmill.config import load_config
+    from corpusmill.executor import LocalExecutor
+
+    rng = random.Random(2)
+    shuffled = banking[:]
+    rng.shuffle(shuffled)
+    old, new = shuffled[:9000], shuffled[9000:]
+    (tmp_path / "v1.jsonl").write_text("".join(r.to_json() + "\n" for r in old))
+    config = make_config(
+        tmp_path,
+        sources=[{"type": "records", "path": "v1.jsonl", "dataset": "b77"}],
+        release={"name": "b77", "version": "1"},
+    )
+    v1 = LocalExecutor(load_config(config), workers=1).build().release_dir
+    old_split = {
+        r.id: r.split for s in ("train", "validation", "test") for r in read_records(v1 / "jsonl" / f"{s}.jsonl")
+    }
+
+    (tmp_path / "v2.jsonl").write_text("".join(r.to_json() + "\n" for r in old + new))
+    splitter = StratifiedSplitter(seed=7, previous=v1)
+    grown = old + new
+    splits = splitter.assign(grown)
+    kept = [s == old_split[r.id] for r, s in zip(grown, splits, strict=True) if r.id in old_split]
+    assert len(kept) == 9000 and all(kept)
+    totals = Counter(splits)
+    for split, ratio in RATIOS.items():
+        assert abs(totals[split] / len(grown) - ratio) < 0.005
+    per_class: dict[str, Counter] = defaultdict(Counter)
+    for record, split in zip(grown, splits, strict=True):
+        per_class[record.label][split] += 1
+    worst = max(abs(c[s] - sum(c.values()) * r) for c in per_class.values() for s, r in RATIOS.items())
+    assert worst <= 3
+    assert splitter.report["previous"] == {"kept": 9000, "moved": 0}
+
+
+def test_without_previous_small_additions_move_few_records(banking):
+    base = banking[:5000]
+    grown = banking[:5050]  # +1%
+    before = dict(zip((r.id for r in base), assign(base), strict=True))
+    after = dict(zip((r.id for r in grown), assign(grown), strict=True))
+    moved = sum(1 for key, split in before.items() if after[key] != split)
+    assert moved <= 0.02 * len(base), moved
+
+
+def test_planted_cross_split_duplicates_are_found(banking):
+    base = banking[:2000]
+    rng = random.Random(4)
+    originals = rng.sample([r for r in base if len(r.text.split()) >= 10], 60)
+    exact = [
+        Record(id=f"copy{i}", text=r.text.upper() + "!", label=r.label, source=SOURCE)
+        for i, r in enumerate(originals[:30])
+    ]
+    near = []
+    for i, r in enumerate(originals[30:]):
+        words = r.text.split()
+        del words[len(words) // 2]
+        near.append(Record(id=f"near{i}", text=" ".join(words), label=r.label, source=SOURCE))
+    records = base + exact + near
+    leakage = {"threshold": 0.6}
+    splitter = StratifiedSplitter(seed=5, leakage=leakage)
+    splits = dict(zip((r.id for r in records), splitter.assign(records), strict=True))
+    leak = splitter.report["leakage"]
+    assert leak["total"] == len(leak["pairs"])  # every leaked record is listed
+    listed = {p["id"]: p["kind"] for p in leak["pairs"]}
+    crossing = 0
+    for copy, original in zip(exact + near, originals, strict=True):
+        a, b = splits[copy.id], splits[original.id]
+        if a == b or "train" not in (a, b):
+            continue
+        crossing += 1
+        held_out = original if b != "train" else copy
+        assert held_out.id in listed, (held_out.id, copy.id)
+        if copy.id.startswith("copy"):
+            assert listed[held_out.id] == "exact"
+    assert crossing >= 10
+    with pytest.raises(InputError, match="leakage across splits"):
+        StratifiedSplitter(seed=5, leakage={**leakage, "fail_on_leakage": True}).assign(records)
+
+
+def test_joint_targets_hold_per_class_and_in_total():
+    sizes = {f"c{i}": 7 + 13 * i for i in range(20)}
+    targets = joint_targets(sizes, RATIOS)
+    for c, n in sizes.items():
+        assert sum(targets[c].values()) == n
+        assert all(abs(targets[c][s] - n * r) < 1 for s, r in RATIOS.items())
+    total = sum(sizes.values())
+    for s, r in RATIOS.items():
+        assert abs(sum(t[s] for t in targets.values()) - total * r) < 1
+
+
+def test_cli_split_writes_one_file_per_split_and_the_report(banking, tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(r.to_json() + "\n" for r in banking[:1500]))
+    result = CliRunner().invoke(
+        app, ["split", str(source), "--out", str(tmp_path / "out"), "--ratios", "0.7,0.15,0.15", "--seed", "9"]
+    )
+    assert result.exit_code == 0, result.output
+    counts = {
+        p.stem: len(p.read_text().splitlines()) for p in (tmp_path / "out").glob("*.jsonl") if p.stem != "rejects"
+    }
+    assert counts == {"train": 1050, "validation": 225, "test": 225}
+    report = json.loads((tmp_path / "out" / "split_report.json").read_text())
+    assert report["splits"] == counts and report["leakage"]["checked"]
+    bad = CliRunner().invoke(app, ["split", str(source), "--out", str(tmp_path / "o2"), "--ratios", "0.7,0.2"])
+    assert bad.exit_code == 2 and "2 ratios for 3 split names" in bad.output
+
+
+def test_release_card_and_manifest_carry_the_split_report(tmp_path, make_config, banking):
+    from corpusmill.config import load_config
+    from corpusmill.executor import LocalExecutor
+
+    (tmp_path / "in.jsonl").write_text("".join(r.to_json() + "\n" for r in banking[:800]))
+    config = make_config(tmp_path, sources=[{"type": "records", "path": "in.jsonl"}])
+    release = LocalExecutor(load_config(config), workers=1).build().release_dir
+    manifest = json.loads((release / "manifest.json").read_text())
+    report = manifest["reports"]["split.stratified"]
+    assert set(report) >= {"splits", "classes", "largest_deviation", "js_divergence", "leakage", "rare_classes"}
+    card = (release / "README.md").read_text()
+    assert "## Split report" in card and "Jensen–Shannon divergence" in card and "Leakage check:" in card
+    assert Path(release / "manifest.json").exists()
