@@ -9,7 +9,7 @@ its ``group``, so the splitter keeps the cluster in one split.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,7 +32,8 @@ class ExactDedupParams(BaseModel):
 class ExactDedup(DatasetStep):
     Params: ClassVar[type[BaseModel]] = ExactDedupParams
 
-    def decide(self, records: Sequence[Record]) -> Iterable[tuple[Record, str | None]]:
+    def decide(self, records: Iterable[Record]) -> Iterable[tuple[Record, str | None]]:
+        """Streams: only a 32-byte hash per distinct text is kept."""
         params: ExactDedupParams = self.params  # type: ignore[assignment]
         first_id: dict[bytes, str] = {}
         for record in records:
@@ -66,8 +67,9 @@ class NearDedupParams(BaseModel):
 class NearDedup(DatasetStep):
     Params: ClassVar[type[BaseModel]] = NearDedupParams
 
-    def decide(self, records: Sequence[Record]) -> Iterable[tuple[Record, str | None]]:
+    def decide(self, records: Iterable[Record]) -> Iterable[tuple[Record, str | None]]:
         params: NearDedupParams = self.params  # type: ignore[assignment]
+        records = list(records)
         settings = ShingleSettings(params.shingle, params.shingle_size, params.ignore_case, params.ignore_punctuation)
         hasher = MinHasher(settings, params.num_perm, params.seed)
         roots, similarity = near_duplicate_clusters(hasher, [record.body for record in records], params.threshold)

@@ -158,6 +158,7 @@ def render_card(
         "",
     ]
     parts += _split_report_section(stages)
+    parts += _augmentation_section(config, stages)
     parts += ["## Sources", "", _table(["dataset", "records released"], sorted(datasets.items())), ""]
     step_rows = []
     for stage in stages:
@@ -218,6 +219,42 @@ def render_card(
         "",
     ]
     return "\n".join(parts)
+
+
+def _augmentation_section(config: BuildConfig, stages: list[StageResult]) -> list[str]:
+    steps = [step for stage in stages if stage.name == "augment" for step in stage.steps]
+    if not steps:
+        return []
+    rows = []
+    for step in steps:
+        counts = step.stats.counts
+        discarded = (
+            ", ".join(
+                f"{k.removeprefix('discarded_')}: {v}" for k, v in sorted(counts.items()) if k.startswith("discarded_")
+            )
+            or "–"
+        )
+        rows.append([step.label, counts["added"], discarded])
+    parts = [
+        "## Augmentation",
+        "",
+        "Records each augmenter added, and the variants its filters discarded:",
+        "",
+        _table(["augmenter", "records added", "discarded"], rows),
+        "",
+    ]
+    forced = [
+        spec.step
+        for spec in config.augment
+        if spec.step_params.get("force") and any(s != "train" for s in spec.step_params.get("splits", ["train"]))
+    ]
+    if forced:
+        parts += [
+            f"**Warning:** {', '.join(forced)} also augmented validation/test records (forced); "
+            "scores on those splits are not comparable to an unaugmented release.",
+            "",
+        ]
+    return parts
 
 
 def _split_report_section(stages: list[StageResult]) -> list[str]:

@@ -333,6 +333,76 @@ def split(
     out_console.print(f"Splits: {out}/", highlight=False)
 
 
+@app.command()
+def augment(
+    source: Annotated[Path, typer.Argument(help="Records JSONL (train records, or unsplit).")],
+    out: Annotated[Path, typer.Option("--out", help="Records JSONL: the inputs plus their variants.")],
+    pivot: Annotated[str, typer.Option(help="Pivot language.")] = "de",
+    backend: Annotated[str, typer.Option(help="ctranslate2 or transformers.")] = "ctranslate2",
+    model_forward: Annotated[str | None, typer.Option(help="Source→pivot model: hub id or local dir.")] = None,
+    model_backward: Annotated[str | None, typer.Option(help="Pivot→source model: hub id or local dir.")] = None,
+    n: Annotated[int, typer.Option(min=1, help="Variants per record.")] = 1,
+    decoding: Annotated[str, typer.Option(help="greedy, beam or sample.")] = "sample",
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.8,
+    similarity: Annotated[str, typer.Option(help="minilm, chrf or none.")] = "minilm",
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    workers: WorkersOption = 1,
+) -> None:
+    """Back-translate records (source → pivot → source) with MarianMT models."""
+    import shutil
+    import tempfile
+
+    from pydantic import ValidationError
+
+    from corpusmill.executor import StepRunner
+    from corpusmill.schema import describe_validation_error
+
+    pivot_spec = {"language": pivot}
+    if model_forward:
+        pivot_spec["forward"] = model_forward
+    if model_backward:
+        pivot_spec["backward"] = model_backward
+    try:
+        from augment import BackTranslate
+
+        step = BackTranslate(
+            seed=seed,
+            pivots=[pivot_spec],
+            backend=backend,
+            n=n,
+            decoding=decoding,
+            temperature=temperature,
+            quality={"similarity": similarity},
+        )
+        step.label = "backtranslate"
+        if not source.is_file():
+            raise InputError(str(source), "cannot read: No such file or directory")
+        runner = StepRunner(workers, console)
+        with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp, runner.progress:
+            reports = runner.run_steps("augment", [step], Path(tmp), source)
+            Path(tmp, "records.jsonl").replace(out)
+            shutil.rmtree(Path(tmp) / "rejects", ignore_errors=True)
+    except ValidationError as exc:
+        console.print(f"[red]error:[/red] {describe_validation_error(exc)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except CorpusmillError as exc:
+        raise _fail(exc) from None
+    counts = reports[0].stats.counts
+    discarded = (
+        ", ".join(
+            f"{k.removeprefix('discarded_')}: {v}" for k, v in sorted(counts.items()) if k.startswith("discarded_")
+        )
+        or "none"
+    )
+    seconds = reports[0].stats.seconds
+    out_console.print(
+        f"{counts['total']} records in, {counts['added']} variants added; discarded: {discarded}; "
+        f"{counts['sentences_translated']} sentences translated ({seconds:.1f}s)",
+        highlight=False,
+    )
+    out_console.print(f"Records: {out}", highlight=False)
+
+
 @release_app.command("verify")
 def release_verify(directory: Annotated[Path, typer.Argument(help="Release directory.")]) -> None:
     """Recompute every checksum and count of a release; exit 1 at the first mismatch."""

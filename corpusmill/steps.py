@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from corpusmill.io import sha256_file
 from corpusmill.schema import Record
@@ -214,20 +214,24 @@ class Mapper(RecordStep):
 
 
 class DatasetStep(PipelineStep):
-    """A step that must see every record at once (deduplication); executors never shard it."""
+    """A step that must see every record (deduplication); executors never shard it.
+
+    ``decide`` gets the whole stream in one process; a step that can decide as records go by
+    (exact dedup keeps only hashes) streams, one that needs everything first materialises it.
+    """
 
     kind = "clean"
     scope: ClassVar[Literal["record", "dataset"]] = "dataset"
 
     @abstractmethod
-    def decide(self, records: Sequence[Record]) -> Iterable[tuple[Record, str | None]]:
+    def decide(self, records: Iterable[Record]) -> Iterable[tuple[Record, str | None]]:
         """Yield every record once, in order, with ``None`` to keep it or a reason to drop it."""
 
     def run(self, records: Iterable[Record]) -> Iterator[Record]:
         self.ensure_setup()
-        return self._timed(self._decide_all(list(records)))
+        return self._timed(self._decide_all(records))
 
-    def _decide_all(self, records: Sequence[Record]) -> Iterator[Record]:
+    def _decide_all(self, records: Iterable[Record]) -> Iterator[Record]:
         for record, reason in self.decide(records):
             self.stats.counts["total"] += 1
             if reason is None:
@@ -290,28 +294,85 @@ class Splitter(PipelineStep):
             yield record.model_copy(update={"split": split})
 
 
+class AugmenterParams(BaseModel):
+    """What every augmenter takes: which splits to augment (train only unless forced)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    splits: list[str] = ["train"]
+    force: bool = False
+    """Augmenting validation or test inflates their scores; allowed only with ``force`` (and the
+    release card says so)."""
+
+    @model_validator(mode="after")
+    def _train_only(self) -> AugmenterParams:
+        others = [s for s in self.splits if s != "train"]
+        if others and not self.force:
+            raise ValueError(
+                f"augmenting {', '.join(others)} would leak augmented copies into evaluation; set force: true "
+                "to do it anyway"
+            )
+        return self
+
+
 class Augmenter(RecordStep):
-    """Adds records derived from training records; every input record passes through unchanged."""
+    """Adds records derived from training records; every input record passes through unchanged.
+
+    Records without a split (``corpusmill augment`` on unsplit data) count as train. Derived
+    outputs an augmenter discards (a quality filter) are not input records: they are counted as
+    ``discarded_<reason>``, never as rejects.
+    """
 
     kind = "augment"
+    Params: ClassVar[type[BaseModel]] = AugmenterParams
+
+    def __init__(self, seed: int = 0, **params: Any) -> None:
+        super().__init__(**params)
+        self.seed = seed
 
     @abstractmethod
     def augment(self, record: Record) -> Iterable[Record]:
         """New records made from ``record`` (each with ``parent_id`` and ``augmentation`` set)."""
 
-    def _apply_all(self, records: Iterable[Record]) -> Iterator[Record]:
+    def eligible(self, record: Record) -> bool:
+        return (record.split or "train") in self.params.splits  # type: ignore[attr-defined]
+
+    def discard(self, reason: str) -> None:
+        self.stats.counts[f"discarded_{reason}"] += 1
+
+    batch_records: ClassVar[int] = 1
+    """Records handed to :meth:`augment_batch` at once (model-based augmenters batch across records)."""
+
+    def augment_batch(self, records: list[Record]) -> list[list[Record]]:
+        """The derived records of each record; override to share work across records."""
+        out: list[list[Record]] = []
         for record in records:
+            try:
+                out.append(list(self.augment(record)))
+            except DropRecord as exc:
+                self.stats.counts[f"skipped_{exc.reason}"] += 1
+                out.append([])
+        return out
+
+    def _apply_all(self, records: Iterable[Record]) -> Iterator[Record]:
+        buffer: list[Record] = []
+        for record in records:
+            buffer.append(record)
+            if len(buffer) >= self.batch_records:
+                yield from self._flush(buffer)
+                buffer = []
+        yield from self._flush(buffer)
+
+    def _flush(self, buffer: list[Record]) -> Iterator[Record]:
+        eligible = [i for i, r in enumerate(buffer) if self.eligible(r) and r.parent_id is None]
+        derived = dict(zip(eligible, self.augment_batch([buffer[i] for i in eligible]), strict=True))
+        for index, record in enumerate(buffer):
             self.stats.counts["total"] += 1
             self.stats.counts["kept"] += 1
             yield record
-            if record.split != "train":
-                continue
-            try:
-                for derived in self.augment(record):
-                    self.stats.counts["added"] += 1
-                    yield derived
-            except DropRecord as exc:
-                self.stats.counts[f"skipped_{exc.reason}"] += 1
+            for child in derived.get(index, []):
+                self.stats.counts["added"] += 1
+                yield child
 
 
 class Reader(PipelineStep):

@@ -41,3 +41,11 @@ def write_config(directory: Path, **sections: object) -> Path:
 @pytest.fixture
 def make_config():
     return write_config
+
+
+@pytest.fixture(scope="session")
+def tiny_marian(shared_data, tmp_path_factory) -> tuple[Path, Path]:
+    """English→German and German→English MarianMT models trained on Tatoeba (once per session)."""
+    from tiny_marian import build_pair
+
+    return build_pair(shared_data, tmp_path_factory.mktemp("marian"))

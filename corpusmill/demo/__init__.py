@@ -39,8 +39,13 @@ clean:
     min_words: 2
   - step: exact_dedup
 split:
-  method: random
+  method: stratified         # per-intent within one record of 80/10/10; pages and their FAQ pairs together
   ratios: {train: 0.8, validation: 0.1, test: 0.1}
+augment:                     # train split only; back-translation needs MarianMT models (see README)
+  - step: eda
+    operation: typo          # keyboard-typo noise: robustness to how customers really type
+    rate: 0.15
+    roles: [user]
 release:
   name: parcelly-helpdesk
   version: 1.0.0

