@@ -7,9 +7,8 @@ sentence splitting for long texts, and a disk cache.
   directory keyed by the model's fingerprint; int8 on CPU, float16 on CUDA. On 2 cores,
   ``inter_threads=2 × intra_threads=1`` was measured fastest.
 
-Models are a local directory or a hub id. Nothing is downloaded unless ``allow_download`` is set:
-a hub id that is not in the local Hugging Face cache fails at once with a message naming the
-model (transformers would otherwise spend ~20 s in retries before failing offline).
+Models are resolved by :func:`corpusmill.models.resolve_model` (local directory, or a hub id
+already in the Hugging Face cache; nothing is downloaded unless ``allow_download`` is set).
 """
 
 from __future__ import annotations
@@ -27,14 +26,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from corpusmill.errors import CorpusmillError
+from corpusmill.models import ModelUnavailable, resolve_model
+
+__all__ = ["ModelUnavailable", "resolve_model"]
 
 DEFAULT_CACHE = Path(os.environ.get("CORPUSMILL_CACHE", Path.home() / ".cache" / "corpusmill"))
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-
-
-class ModelUnavailable(CorpusmillError):
-    """The model is neither a local directory nor in the Hugging Face cache, and downloads are off."""
 
 
 class DecodeSettings(BaseModel):
@@ -51,42 +47,6 @@ class DecodeSettings(BaseModel):
     max_new_tokens: int = Field(default=256, ge=1)
     min_new_tokens: int = Field(default=0, ge=0)
     seed: int = 0
-
-
-def model_fingerprint(path: Path) -> str:
-    """sha256 over the config and weight files of a local model directory."""
-    digest = hashlib.sha256()
-    for name in ("config.json", *WEIGHT_FILES):
-        file = path / name
-        if file.exists():
-            digest.update(name.encode())
-            with file.open("rb") as handle:
-                while chunk := handle.read(1 << 22):
-                    digest.update(chunk)
-    return digest.hexdigest()[:16]
-
-
-def resolve_model(model: str, allow_download: bool = False) -> tuple[str, str]:
-    """(what ``from_pretrained`` loads, a fingerprint naming the exact weights)."""
-    path = Path(model).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").exists():
-            raise ModelUnavailable(f"{model}: a directory but not a saved model (no config.json)")
-        return str(path), f"dir:{model_fingerprint(path)}"
-    from huggingface_hub import try_to_load_from_cache
-
-    cached = try_to_load_from_cache(model, "config.json")
-    if isinstance(cached, str):
-        snapshot = Path(cached).parent
-        return str(snapshot), f"{model}@{snapshot.name}"
-    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-    if offline or not allow_download:
-        why = "HF_HUB_OFFLINE=1" if offline else "downloads are off (allow_download: false)"
-        raise ModelUnavailable(
-            f"{model}: not a local directory and not in the Hugging Face cache ({why}); "
-            "pass a local model directory (e.g. --model-forward DIR --model-backward DIR)"
-        )
-    return model, f"{model}@main"
 
 
 class TranslationCache:
@@ -135,6 +95,10 @@ class Backend:
 
     def __init__(self, path: str, device: str) -> None:
         from transformers import AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
 
         self.path = path
         self.device = device

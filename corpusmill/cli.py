@@ -403,6 +403,69 @@ def augment(
     out_console.print(f"Records: {out}", highlight=False)
 
 
+TaskOption = Annotated[str, typer.Option("--task", help="classification or causal-lm.")]
+ModelOption = Annotated[str, typer.Option("--model", help="Hub id, local dir, or 'minilm' (the bundled MiniLM).")]
+
+
+def _task(task: str) -> str:
+    if task not in ("classification", "causal-lm"):
+        console.print("[red]error:[/red] --task must be classification or causal-lm", highlight=False)
+        raise typer.Exit(2)
+    return task
+
+
+@app.command("train")
+def train_command(
+    release: Annotated[Path, typer.Argument(help="Release directory.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for the model and the report.")],
+    task: TaskOption = "classification",
+    model: ModelOption = "minilm",
+    config: Annotated[Path | None, typer.Option("--config", help="YAML: hyperparameters, objective.")] = None,
+    search: Annotated[Path | None, typer.Option("--search", help="YAML search space (grid or random).")] = None,
+) -> None:
+    """Fine-tune a pre-trained model on a release, choosing hyperparameters on validation."""
+    from training import train
+    from training.config import load_search_space, load_train_config
+
+    try:
+        report = train(
+            release, _task(task), model, out, load_train_config(config), load_search_space(search) if search else None
+        )
+    except CorpusmillError as exc:
+        raise _fail(exc) from None
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in report["test"]["metrics"].items())
+    out_console.print(f"{len(report['search']['trials'])} trial(s) on validation; test: {metrics}", highlight=False)
+    out_console.print(f"Report: {out / 'report.md'}\nModel:  {out / 'model'}", highlight=False)
+
+
+@app.command()
+def ablate(
+    release: Annotated[Path, typer.Argument(help="Release directory with augmented training records.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for the ablation report.")],
+    task: TaskOption = "classification",
+    model: ModelOption = "minilm",
+    config: Annotated[Path | None, typer.Option("--config", help="YAML: hyperparameters, objective.")] = None,
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "1,2,3",
+) -> None:
+    """Train with and without the augmented records over several seeds: did augmentation help?"""
+    from training import ablate as run_ablation
+    from training.config import load_train_config
+
+    try:
+        report = run_ablation(
+            release, _task(task), model, out, load_train_config(config), [int(s) for s in seeds.split(",")]
+        )
+    except CorpusmillError as exc:
+        raise _fail(exc) from None
+    for metric, summary in report["summary"].items():
+        out_console.print(
+            f"{metric}: with {summary['with_mean']:.4f}, without {summary['without_mean']:.4f}, "
+            f"difference {summary['mean_difference']:+.4f} ± {summary['stdev']:.4f}",
+            highlight=False,
+        )
+    out_console.print(f"Report: {out / 'ablation.md'}", highlight=False)
+
+
 @release_app.command("verify")
 def release_verify(directory: Annotated[Path, typer.Argument(help="Release directory.")]) -> None:
     """Recompute every checksum and count of a release; exit 1 at the first mismatch."""
@@ -422,8 +485,9 @@ def demo(
         "corpusmill-demo"
     ),
     workers: WorkersOption = None,
+    train_model: Annotated[bool, typer.Option("--train/--no-train", help="End with a short MiniLM fine-tune.")] = True,
 ) -> None:
-    """Build a release from the help-centre corpus that ships inside corpusmill."""
+    """Build a release from the help-centre corpus that ships inside corpusmill, then fine-tune on it."""
     from corpusmill.demo import prepare_demo
 
     try:
@@ -434,6 +498,20 @@ def demo(
     print_summary(result)
     out_console.print(f"Config: {config_path}", highlight=False)
     out_console.print(f"Card:   {result.release_dir / 'README.md'}", highlight=False)
+    if train_model:
+        from training import train
+        from training.config import Hyperparameters, TrainConfig
+
+        run_dir = out_dir / "model"
+        if (run_dir / "report.json").exists():
+            report = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
+        else:
+            console.print("Fine-tuning MiniLM on the demo release (4 epochs, CPU)…", highlight=False)
+            hp = Hyperparameters(learning_rate=2e-4, epochs=4, batch_size=16, max_length=48, seed=13)
+            report = train(result.release_dir, "classification", "minilm", run_dir, TrainConfig(hyperparameters=hp))
+        metrics = ", ".join(f"{k} {v:.3f}" for k, v in report["test"]["metrics"].items() if k != "loss")
+        out_console.print(f"Intent classifier on test: {metrics}", highlight=False)
+        out_console.print(f"Report: {run_dir / 'report.md'}", highlight=False)
 
 
 def print_summary(result: BuildResult) -> None:

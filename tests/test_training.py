@@ -1,0 +1,217 @@
+"""The thin trainer: real transfer learning with MiniLM, a tiny GPT-2 on chats, search and ablation."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from corpusmill.config import load_config
+from corpusmill.executor import LocalExecutor
+from training import ablate, train
+from training.config import Hyperparameters, Objective, SearchSpace, TrainConfig
+from training.tasks import CausalLMTask
+
+INTENTS = [
+    "card_arrival",
+    "lost_or_stolen_card",
+    "exchange_rate",
+    "cash_withdrawal_charge",
+    "top_up_failed",
+    "pin_blocked",
+    "transfer_not_received_by_recipient",
+    "beneficiary_not_allowed",
+    "declined_card_payment",
+    "change_pin",
+]
+
+
+@pytest.fixture(scope="module")
+def banking_release(shared_data, tmp_path_factory) -> Path:
+    """10 intents of Banking77 (~1,200 rows) split 80/10/10, with typo-noise augmentation of train."""
+    directory = tmp_path_factory.mktemp("b10")
+    with (shared_data / "banking77" / "train.csv").open(newline="", encoding="utf-8") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["category"] in INTENTS]
+    (directory / "b10.jsonl").write_text(
+        "".join(json.dumps({"text": r["text"], "label": r["category"]}) + "\n" for r in rows)
+    )
+    from conftest import write_config
+
+    config = write_config(
+        directory,
+        sources=[{"type": "jsonl", "path": "b10.jsonl", "label": "label"}],
+        clean=[{"step": "normalize"}, {"step": "exact_dedup"}],
+        augment=[{"step": "eda", "operation": "typo", "rate": 0.1}],
+        release={"name": "b10", "version": "1"},
+    )
+    return LocalExecutor(load_config(config), workers=2).build().release_dir
+
+
+FAST = Hyperparameters(learning_rate=2e-4, epochs=2, batch_size=32, max_length=48, warmup_ratio=0.1, seed=1)
+
+
+def test_minilm_learns_banking_intents(banking_release, tmp_path):
+    report = train(banking_release, "classification", "minilm", tmp_path / "run", TrainConfig(hyperparameters=FAST))
+    test = report["test"]["metrics"]
+    assert test["accuracy"] >= 0.80, test  # chance is 0.10
+    assert report["test_evaluations"] == 1 and report["search"]["evaluated_on"] == "validation"
+    assert set(report["test"]["per_class"]) == set(INTENTS)
+    assert len(report["test"]["confusion_matrix"]) == 10
+    assert report["release"]["manifest_sha256"]
+    for name in ("report.json", "report.md", "curves.png", "confusion_matrix.png", "model/config.json"):
+        assert (tmp_path / "run" / name).exists(), name
+
+
+def test_search_keeps_the_best_by_the_declared_objective_and_never_sees_test(banking_release, tmp_path, monkeypatch):
+    import training.run as run
+
+    seen_splits: list[str] = []
+    original = run.TASKS["classification"].dataset
+
+    def spy(self, split, drop_augmented=False):
+        seen_splits.append(split)
+        return original(self, split, drop_augmented)
+
+    monkeypatch.setattr(run.TASKS["classification"], "dataset", spy)
+    space = SearchSpace(
+        strategy="grid",
+        space={"learning_rate": [1e-6, 3e-4]},
+        objective=Objective(metric="accuracy", direction="maximize"),
+    )
+    hp = FAST.model_copy(update={"epochs": 1})
+    report = train(
+        banking_release, "classification", "minilm", tmp_path / "search", TrainConfig(hyperparameters=hp), space
+    )
+    trials = report["search"]["trials"]
+    assert [t["hyperparameters"]["learning_rate"] for t in trials] == [1e-6, 3e-4]
+    best = max(trials, key=lambda t: t["validation"]["accuracy"])
+    assert report["hyperparameters"]["learning_rate"] == best["hyperparameters"]["learning_rate"] == 3e-4
+    assert seen_splits.index("test") == len(seen_splits) - 1  # test is read once, after every trial
+    assert seen_splits.count("test") == 1
+    minimize = SearchSpace(
+        space={"learning_rate": [1e-6, 3e-4]}, objective=Objective(metric="accuracy", direction="minimize")
+    )
+    worst = train(
+        banking_release, "classification", "minilm", tmp_path / "min", TrainConfig(hyperparameters=hp), minimize
+    )
+    assert worst["hyperparameters"]["learning_rate"] == 1e-6
+
+
+def test_ablation_runs_both_arms_and_reports_the_difference(banking_release, tmp_path):
+    hp = FAST.model_copy(update={"epochs": 1})
+    report = ablate(
+        banking_release, "classification", "minilm", tmp_path / "ablate", TrainConfig(hyperparameters=hp), seeds=[1, 2]
+    )
+    assert report["augmented_train_records"] > 0
+    assert len(report["runs"]) == 2 and all({"with", "without"} <= set(r) for r in report["runs"])
+    summary = report["summary"]["accuracy"]
+    assert summary["mean_difference"] == pytest.approx(summary["with_mean"] - summary["without_mean"], abs=1e-5)
+    assert (tmp_path / "ablate" / "ablation.md").read_text().count("|") > 10
+
+
+@pytest.fixture(scope="module")
+def tiny_gpt2(tmp_path_factory) -> Path:
+    """A 2-layer GPT-2 from GPT2Config with a byte-level BPE tokenizer trained here (no hub)."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    out = tmp_path_factory.mktemp("gpt2")
+    texts = [
+        f"<|user|>\nHow do I {a} my {b}?\n<|assistant|>\nOpen the app and {a} the {b} in Settings.\n"
+        for a in ("reset", "change", "lock", "find", "renew")
+        for b in ("card", "pin", "password", "account")
+    ]
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(texts * 20, vocab_size=400, special_tokens=["<|endoftext|>"])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    tokenizer.save_pretrained(out)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=128,
+        n_embd=64,
+        n_layer=2,
+        n_head=2,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+    )
+    GPT2LMHeadModel(config).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def chat_release(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("chat")
+    chats = [
+        {
+            "messages": [
+                {"role": "system", "content": "You are the Parcelly assistant."},
+                {"role": "user", "content": f"How do I {a} my {b}?"},
+                {"role": "assistant", "content": f"Open the app and {a} the {b} in Settings."},
+            ]
+        }
+        for a in ("reset", "change", "lock", "find", "renew", "update", "check", "view")
+        for b in ("card", "pin", "password", "account", "address", "parcel", "locker", "refund")
+    ]
+    (directory / "chats.jsonl").write_text("".join(json.dumps(c) + "\n" for c in chats))
+    from conftest import write_config
+
+    config = write_config(
+        directory,
+        sources=[{"type": "jsonl", "path": "chats.jsonl", "messages": "messages"}],
+        release={"name": "chats", "version": "1"},
+    )
+    return LocalExecutor(load_config(config), workers=1).build().release_dir
+
+
+def test_only_assistant_tokens_carry_loss(tiny_gpt2, chat_release):
+    from corpusmill.schema import Record
+    from training.run import load_release
+
+    splits, _ = load_release(chat_release)
+    task = CausalLMTask(str(tiny_gpt2), splits, max_length=128)
+    row = task.rows["train"][0]
+    ids, labels = task.encode(row)
+    labelled = task.tokenizer.decode([i for i, label in zip(ids, labels, strict=True) if label != -100])
+    assistant = row["messages"][-1]["content"]
+    assert labelled.strip() == assistant + "\n<|endoftext|>" or labelled.startswith(assistant)
+    assert "How do I" not in labelled and "Parcelly assistant" not in labelled
+    text_ids, text_labels = task.encode({"text": "Plain text is ordinary LM data.", "messages": None})
+    assert text_ids == text_labels
+    assert Record  # the schema the release rows follow
+
+
+def test_tiny_gpt2_perplexity_falls_with_training(tiny_gpt2, chat_release, tmp_path):
+    before = train(
+        chat_release,
+        "causal-lm",
+        str(tiny_gpt2),
+        tmp_path / "short",
+        TrainConfig(
+            hyperparameters=Hyperparameters(learning_rate=1e-5, epochs=1, batch_size=8, max_length=64),
+            generation_samples=0,
+        ),
+    )
+    after = train(
+        chat_release,
+        "causal-lm",
+        str(tiny_gpt2),
+        tmp_path / "long",
+        TrainConfig(
+            hyperparameters=Hyperparameters(learning_rate=3e-3, epochs=8, batch_size=8, max_length=64),
+            generation_samples=4,
+        ),
+    )
+    assert after["validation"]["perplexity"] < before["validation"]["perplexity"] / 2
+    assert after["objective"] == {"metric": "perplexity", "direction": "minimize"}
+    assert after["test"]["metrics"]["next_token_accuracy"] > before["test"]["metrics"]["next_token_accuracy"]
+    assert 0 < after["test"]["generation"]["distinct_1"] <= 1
+
+
+def test_a_hub_model_offline_fails_naming_it(banking_release, tmp_path, monkeypatch):
+    from corpusmill.models import ModelUnavailable
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelUnavailable, match="bert-base-uncased: not a local directory"):
+        train(banking_release, "classification", "bert-base-uncased", tmp_path / "x", TrainConfig())

@@ -1,0 +1,115 @@
+"""Training configuration: hyperparameters, the declared objective, and search spaces."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from corpusmill.errors import ConfigError
+from corpusmill.schema import dotted_path
+
+Task = Literal["classification", "causal-lm"]
+DEFAULT_OBJECTIVES = {"classification": ("macro_f1", "maximize"), "causal-lm": ("perplexity", "minimize")}
+
+
+class Hyperparameters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    learning_rate: float = Field(default=5e-5, gt=0)
+    epochs: float = Field(default=3, gt=0)
+    batch_size: int = Field(default=16, ge=1)
+    weight_decay: float = Field(default=0.01, ge=0)
+    dropout: float | None = Field(default=None, ge=0, lt=1)
+    """Written into every dropout field the model's config has (hidden, attention, classifier…)."""
+    warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
+    scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    max_length: int = Field(default=128, ge=8)
+    gradient_accumulation: int = Field(default=1, ge=1)
+    seed: int = 42
+    early_stopping_patience: int | None = Field(default=None, ge=1)
+    """Stop when the objective has not improved on validation for this many evaluations."""
+
+
+class Objective(BaseModel):
+    """What "best" means, declared: never transformers' default of summing every metric."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str
+    direction: Literal["maximize", "minimize"]
+
+    def better(self, a: float, b: float) -> bool:
+        return a > b if self.direction == "maximize" else a < b
+
+
+class SearchSpace(BaseModel):
+    """``grid`` tries every combination; ``random`` samples ``trials`` of them (seeded)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: Literal["grid", "random"] = "grid"
+    trials: int | None = Field(default=None, ge=1)
+    seed: int = 0
+    objective: Objective | None = None
+    space: dict[str, list[Any]] = Field(min_length=1)
+
+    @field_validator("space")
+    @classmethod
+    def _known_hyperparameters(cls, space: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        unknown = sorted(set(space) - set(Hyperparameters.model_fields))
+        if unknown:
+            raise ValueError(
+                f"unknown hyperparameter {unknown[0]!r} (known: {', '.join(Hyperparameters.model_fields)})"
+            )
+        if any(not values for values in space.values()):
+            raise ValueError("every hyperparameter needs at least one value")
+        return space
+
+    def candidates(self, base: Hyperparameters) -> list[Hyperparameters]:
+        names = list(self.space)
+        combos = [dict(zip(names, values, strict=True)) for values in itertools.product(*self.space.values())]
+        if self.strategy == "random":
+            rng = random.Random(self.seed)
+            combos = rng.sample(combos, min(self.trials or len(combos), len(combos)))
+        return [base.model_copy(update=Hyperparameters(**{**base.model_dump(), **c}).model_dump()) for c in combos]
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
+    objective: Objective | None = None
+    text_field: Literal["text", "messages", "auto"] = "auto"
+    generation_samples: int = Field(default=16, ge=0)
+    """causal-lm: test prompts answered by sampling, for distinct-1/distinct-2."""
+
+
+def _load_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), "", f"invalid YAML: {exc}") from None
+
+
+def _validate(model: type[BaseModel], data: Any, where: str) -> Any:
+    try:
+        return model.model_validate(data or {})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+        raise ConfigError(where, dotted_path(err["loc"]), message) from None
+
+
+def load_train_config(path: Path | None) -> TrainConfig:
+    return TrainConfig() if path is None else _validate(TrainConfig, _load_yaml(path), str(path))
+
+
+def load_search_space(path: Path) -> SearchSpace:
+    return _validate(SearchSpace, _load_yaml(path), str(path))

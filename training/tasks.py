@@ -1,0 +1,268 @@
+"""The two tasks: turning release rows into model inputs, building the model, and scoring it.
+
+* ``classification``: ``AutoModelForSequenceClassification`` over the release's labels (single- or
+  multi-label); accuracy, macro- and weighted-F1, per-class precision/recall/F1, confusion matrix.
+* ``causal-lm``: ``AutoModelForCausalLM``; chats rendered with the tokenizer's chat template when
+  it has one, else the plain template ``<|role|>\\ncontent\\n`` per turn; the loss covers assistant
+  turns only (their content and end of turn), plain-text records are ordinary LM data; perplexity
+  is ``exp`` of the mean validation loss, next-token accuracy is measured on assistant tokens.
+
+Logits are reduced to predicted ids before Trainer accumulates them (memory-safe evaluation).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+DROPOUT_FIELDS = (
+    "hidden_dropout_prob",
+    "attention_probs_dropout_prob",
+    "classifier_dropout",
+    "dropout",
+    "attention_dropout",
+    "activation_dropout",
+    "resid_pdrop",
+    "embd_pdrop",
+    "attn_pdrop",
+    "summary_first_dropout",
+)
+PLAIN_TEMPLATE = "<|{role}|>\n"
+
+
+def model_config(path: str, dropout: float | None, **overrides: Any):  # type: ignore[no-untyped-def]
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(path, **overrides)
+    if dropout is not None:
+        for field in DROPOUT_FIELDS:
+            if hasattr(config, field):
+                setattr(config, field, dropout)
+    return config
+
+
+def _rows(dataset: Any) -> list[dict[str, Any]]:
+    return [dict(row) for row in dataset]
+
+
+class ClassificationTask:
+    name = "classification"
+    objective = ("macro_f1", "maximize")
+
+    def __init__(self, model_path: str, splits: dict[str, Any], max_length: int) -> None:
+        from transformers import AutoTokenizer
+
+        self.model_path = model_path
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        self.max_length = max_length
+        rows = {name: [r for r in _rows(ds) if r["label"] is not None and r["text"]] for name, ds in splits.items()}
+        self.multi_label = any(isinstance(r["label"], list) for rs in rows.values() for r in rs)
+        labels: set[str] = set()
+        for rs in rows.values():
+            for r in rs:
+                labels.update(r["label"] if self.multi_label else [r["label"]])
+        self.labels = sorted(labels)
+        self.index = {label: i for i, label in enumerate(self.labels)}
+        self.rows = rows
+
+    def dataset(self, split: str, drop_augmented: bool = False) -> Any:
+        import datasets
+
+        rows = [r for r in self.rows[split] if not (drop_augmented and r.get("parent_id"))]
+        encoded = self.tokenizer([r["text"] for r in rows], truncation=True, max_length=self.max_length)
+        if self.multi_label:
+            targets = [[1.0 if label in r["label"] else 0.0 for label in self.labels] for r in rows]
+        else:
+            targets = [self.index[r["label"]] for r in rows]
+        return datasets.Dataset.from_dict({**encoded, "labels": targets})
+
+    def model(self, dropout: float | None) -> Any:
+        from transformers import AutoModelForSequenceClassification
+
+        config = model_config(
+            self.model_path,
+            dropout,
+            num_labels=len(self.labels),
+            id2label=dict(enumerate(self.labels)),
+            label2id=self.index,
+            problem_type="multi_label_classification" if self.multi_label else "single_label_classification",
+        )
+        return AutoModelForSequenceClassification.from_pretrained(self.model_path, config=config)
+
+    def collator(self) -> Any:
+        from transformers import DataCollatorWithPadding
+
+        return DataCollatorWithPadding(self.tokenizer)
+
+    def reduce_logits(self, logits: Any, labels: Any) -> Any:
+        import torch
+
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        return (torch.sigmoid(logits) > 0.5).int() if self.multi_label else logits.argmax(-1)
+
+    def metrics(self, prediction: Any) -> dict[str, float]:
+        from sklearn.metrics import accuracy_score, f1_score
+
+        predicted, labels = prediction.predictions, prediction.label_ids
+        if self.multi_label:
+            labels = (labels > 0.5).astype(int)
+        return {
+            "accuracy": float(accuracy_score(labels, predicted)),
+            "macro_f1": float(f1_score(labels, predicted, average="macro", zero_division=0)),
+            "weighted_f1": float(f1_score(labels, predicted, average="weighted", zero_division=0)),
+        }
+
+    def details(self, prediction: Any) -> dict[str, Any]:
+        """Per-class precision/recall/F1 and the confusion matrix (single-label) of a test run."""
+        from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+        predicted, labels = prediction.predictions, prediction.label_ids
+        if self.multi_label:
+            labels = (labels > 0.5).astype(int)
+        p, r, f, support = precision_recall_fscore_support(
+            labels, predicted, zero_division=0, labels=None if self.multi_label else range(len(self.labels))
+        )
+        per_class = {
+            label: {
+                "precision": round(float(p[i]), 4),
+                "recall": round(float(r[i]), 4),
+                "f1": round(float(f[i]), 4),
+                "support": int(support[i]),
+            }
+            for i, label in enumerate(self.labels)
+        }
+        out: dict[str, Any] = {"per_class": per_class}
+        if not self.multi_label:
+            out["confusion_matrix"] = confusion_matrix(labels, predicted, labels=range(len(self.labels))).tolist()
+        return out
+
+
+class CausalLMTask:
+    name = "causal-lm"
+    objective = ("perplexity", "minimize")
+
+    def __init__(self, model_path: str, splits: dict[str, Any], max_length: int) -> None:
+        from transformers import AutoTokenizer
+
+        self.model_path = model_path
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.max_length = max_length
+        self.rows = {name: [r for r in _rows(ds) if r["text"] or r["messages"]] for name, ds in splits.items()}
+        self.labels: list[str] = []
+
+    def render(self, messages: list[dict[str, str]], add_generation_prompt: bool = False) -> str:
+        if self.tokenizer.chat_template:
+            return self.tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=add_generation_prompt
+            )
+        text = "".join(PLAIN_TEMPLATE.format(role=m["role"]) + m["content"] + "\n" for m in messages)
+        return text + (PLAIN_TEMPLATE.format(role="assistant") if add_generation_prompt else "")
+
+    def encode(self, row: dict[str, Any]) -> tuple[list[int], list[int]]:
+        """Input ids and labels; labels are -100 everywhere but on assistant turns."""
+        eos = [self.tokenizer.eos_token_id]
+        if not row["messages"]:
+            ids = self.tokenizer(row["text"], add_special_tokens=False)["input_ids"] + eos
+            return ids[: self.max_length], ids[: self.max_length]
+        ids: list[int] = []
+        labels: list[int] = []
+        previous = ""
+        messages = row["messages"]
+        for i, message in enumerate(messages):
+            rendered = self.render(messages[: i + 1])
+            segment, previous = rendered[len(previous) :], rendered
+            if message["role"] != "assistant":
+                piece = self.tokenizer(segment, add_special_tokens=False)["input_ids"]
+                ids, labels = ids + piece, labels + [-100] * len(piece)
+                continue
+            header = "" if self.tokenizer.chat_template else PLAIN_TEMPLATE.format(role="assistant")
+            head = self.tokenizer(header, add_special_tokens=False)["input_ids"] if header else []
+            body = self.tokenizer(segment[len(header) :], add_special_tokens=False)["input_ids"] + eos
+            ids += head + body
+            labels += [-100] * len(head) + body
+        return ids[: self.max_length], labels[: self.max_length]
+
+    def dataset(self, split: str, drop_augmented: bool = False) -> Any:
+        import datasets
+
+        encoded = [self.encode(r) for r in self.rows[split] if not (drop_augmented and r.get("parent_id"))]
+        encoded = [(i, l) for i, l in encoded if any(x != -100 for x in l)]
+        return datasets.Dataset.from_dict(
+            {
+                "input_ids": [i for i, _ in encoded],
+                "labels": [l for _, l in encoded],
+                "attention_mask": [[1] * len(i) for i, _ in encoded],
+            }
+        )
+
+    def model(self, dropout: float | None) -> Any:
+        from transformers import AutoModelForCausalLM
+
+        config = model_config(self.model_path, dropout)
+        config.pad_token_id = self.tokenizer.pad_token_id
+        return AutoModelForCausalLM.from_pretrained(self.model_path, config=config)
+
+    def collator(self) -> Any:
+        from transformers import DataCollatorForSeq2Seq
+
+        return DataCollatorForSeq2Seq(self.tokenizer, label_pad_token_id=-100, padding=True)
+
+    def reduce_logits(self, logits: Any, labels: Any) -> Any:
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        return logits.argmax(-1)
+
+    def metrics(self, prediction: Any) -> dict[str, float]:
+        predicted, labels = prediction.predictions[:, :-1], prediction.label_ids[:, 1:]
+        mask = labels != -100
+        return {"next_token_accuracy": float((predicted[mask] == labels[mask]).mean()) if mask.any() else 0.0}
+
+    def details(self, prediction: Any) -> dict[str, Any]:
+        return {}
+
+    def generation_diversity(self, model: Any, split: str, samples: int, seed: int) -> dict[str, Any]:
+        """distinct-1/distinct-2 of answers sampled for the first ``samples`` chat prompts."""
+        import torch
+
+        prompts = [r["messages"] for r in self.rows[split] if r["messages"]][:samples]
+        if not prompts:
+            return {}
+        torch.manual_seed(seed)
+        answers = []
+        model.eval()
+        for messages in prompts:
+            context = [m for m in messages[: max(1, len(messages) - 1)]]
+            inputs = self.tokenizer(self.render(context, add_generation_prompt=True), return_tensors="pt").to(
+                model.device
+            )
+            with torch.inference_mode():
+                output = model.generate(
+                    **inputs, do_sample=True, top_p=0.9, max_new_tokens=32, pad_token_id=self.tokenizer.pad_token_id
+                )
+            answers.append(self.tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True))
+        return {"distinct_1": distinct(answers, 1), "distinct_2": distinct(answers, 2), "samples": answers[:5]}
+
+
+def distinct(texts: list[str], n: int) -> float:
+    grams: Counter[tuple[str, ...]] = Counter()
+    for text in texts:
+        words = text.split()
+        grams.update(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+    total = sum(grams.values())
+    return round(len(grams) / total, 4) if total else 0.0
+
+
+def perplexity(loss: float) -> float:
+    return float(math.exp(min(loss, 50)))
+
+
+TASKS = {"classification": ClassificationTask, "causal-lm": CausalLMTask}
+
+
+def to_jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=lambda v: v.tolist() if isinstance(v, np.ndarray) else str(v)))
