@@ -192,11 +192,11 @@ class CausalLMTask:
         import datasets
 
         encoded = [self.encode(r) for r in self.rows[split] if not (drop_augmented and r.get("parent_id"))]
-        encoded = [(i, l) for i, l in encoded if any(x != -100 for x in l)]
+        encoded = [(ids, labels) for ids, labels in encoded if any(x != -100 for x in labels)]
         return datasets.Dataset.from_dict(
             {
                 "input_ids": [i for i, _ in encoded],
-                "labels": [l for _, l in encoded],
+                "labels": [labels for _, labels in encoded],
                 "attention_mask": [[1] * len(i) for i, _ in encoded],
             }
         )
