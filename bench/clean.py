@@ -130,9 +130,13 @@ def main() -> None:
     quality = [{"step": "gopher"}, {"step": "exact_dedup"}]
     near = [{"step": "near_dedup"}]
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "corpus" / "corpus.jsonl"
-        data.parent.mkdir()
+        data = Path(tmp) / "corpus.jsonl"
         build_corpus(data, args.docs)
+        shards = Path(tmp) / "shards"  # datatrove parallelises over files: give each worker one
+        shards.mkdir()
+        lines = data.read_text(encoding="utf-8").splitlines(keepends=True)
+        for index in range(2):
+            (shards / f"corpus-{index}.jsonl").write_text("".join(lines[index::2]), encoding="utf-8")
         results = {}
         for name, steps in (("quality+exact", quality), ("near-dedup", near)):
             child = subprocess.run(
@@ -144,7 +148,7 @@ def main() -> None:
             mine = json.loads(child.stdout.strip().splitlines()[-1])
             mode = "quality" if name == "quality+exact" else "minhash"
             theirs = subprocess.run(
-                [args.datatrove_python, "-c", DATATROVE, mode, str(data.parent), str(Path(tmp) / f"dt-{mode}")],
+                [args.datatrove_python, "-c", DATATROVE, mode, str(shards), str(Path(tmp) / f"dt-{mode}")],
                 capture_output=True,
                 text=True,
                 check=True,

@@ -466,6 +466,46 @@ def ablate(
     out_console.print(f"Report: {out / 'ablation.md'}", highlight=False)
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    workspace: Annotated[Path, typer.Option(help="Where jobs, inputs, crawls and releases live.")] = Path(
+        "corpusmill-service"
+    ),
+    token_file: Annotated[
+        Path | None, typer.Option(help="File holding the bearer token [default: $CORPUSMILL_TOKEN].")
+    ] = None,
+    allow_private_targets: Annotated[
+        bool, typer.Option(help="Let crawl jobs reach loopback and private addresses.")
+    ] = False,
+    max_jobs: Annotated[int, typer.Option(min=1, help="Jobs running at once.")] = 1,
+) -> None:
+    """Run the HTTP API (OpenAPI docs at /docs); every endpoint but /health needs the token."""
+    import ipaddress
+    import os
+
+    import uvicorn
+
+    from corpusmill.service import create_app
+
+    token = token_file.read_text(encoding="utf-8").strip() if token_file else os.environ.get("CORPUSMILL_TOKEN")
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not token and not loopback:
+        console.print(
+            f"[red]error:[/red] no bearer token configured: refusing to listen on {host} "
+            "(set CORPUSMILL_TOKEN or --token-file, or listen on 127.0.0.1)",
+            highlight=False,
+        )
+        raise typer.Exit(2)
+    workspace.mkdir(parents=True, exist_ok=True)
+    app_ = create_app(workspace, token or None, allow_private_targets, max_jobs)
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
 @release_app.command("verify")
 def release_verify(directory: Annotated[Path, typer.Argument(help="Release directory.")]) -> None:
     """Recompute every checksum and count of a release; exit 1 at the first mismatch."""

@@ -53,3 +53,58 @@ class BackoffMiddleware:
         retries = request.meta.get("retry_times", 0)
         if retries:
             await asyncio.sleep(min(self.cap, self.base * 2 ** (retries - 1)))
+
+
+BLOCKED_HOSTS = frozenset({"169.254.169.254", "fd00:ec2::254", "100.100.100.200", "metadata.google.internal"})
+
+
+def private_address(host: str) -> str | None:
+    """The private, loopback, link-local or metadata address ``host`` resolves to, if any."""
+    import ipaddress
+    import socket
+
+    if host.lower() in BLOCKED_HOSTS:
+        return host
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return None  # unresolvable: the download itself will fail and say so
+    for info in infos:
+        ip = ipaddress.ip_address(info[4][0].split("%")[0])
+        if (
+            ip.is_private
+            or ip.is_loopback
+            or ip.is_link_local
+            or ip.is_reserved
+            or ip.is_multicast
+            or ip.is_unspecified
+            or str(ip) in BLOCKED_HOSTS
+        ):
+            return str(ip)
+    return None
+
+
+class PrivateTarget(IgnoreRequest):
+    """A request (or redirect) to a loopback, private, link-local or metadata address."""
+
+
+class PrivateTargetGuardMiddleware:
+    """For crawls submitted to the service: every request, redirects included, is resolved and
+    refused when it points inside the operator's network (unless ``allow_private_targets``)."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.verdicts: dict[str, str | None] = {}
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> PrivateTargetGuardMiddleware:
+        return cls(crawler)
+
+    def process_request(self, request: Request) -> None:
+        from urllib.parse import urlsplit
+
+        host = urlsplit(request.url).hostname or ""
+        if host not in self.verdicts:
+            self.verdicts[host] = private_address(host)
+        if self.verdicts[host]:
+            raise PrivateTarget(f"private target: {host} resolves to {self.verdicts[host]}")

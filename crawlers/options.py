@@ -32,6 +32,9 @@ class CrawlOptions(BaseModel):
     max_redirects: int = Field(default=5, ge=0)
     backoff: float = Field(default=0.5, ge=0)
     """Seconds before the first retry; doubles on each further retry."""
+    block_private_targets: bool = False
+    """Refuse every request (redirects too) to loopback, private, link-local or metadata addresses
+    (the service sets this for submitted crawls)."""
     extract_timeout: float = Field(default=20.0, gt=0)
     """Seconds one page's extraction may take before the BeautifulSoup fallback is used."""
 
@@ -85,6 +88,7 @@ class CrawlOptions(BaseModel):
             "TELNETCONSOLE_ENABLED": False,
             "LOG_LEVEL": "ERROR",
             "DOWNLOADER_MIDDLEWARES": {
+                **({"crawlers.middlewares.PrivateTargetGuardMiddleware": 30} if self.block_private_targets else {}),
                 "crawlers.middlewares.OriginGuardMiddleware": 40,
                 "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
                 "crawlers.middlewares.BackoffMiddleware": 560,

@@ -21,7 +21,7 @@ from twisted.internet.error import TimeoutError as TxTimeoutError
 from twisted.python.failure import Failure
 
 from crawlers.journal import CrawlJournal
-from crawlers.middlewares import OffsiteRequest
+from crawlers.middlewares import OffsiteRequest, PrivateTarget
 from crawlers.options import CrawlOptions
 from crawlers.urls import canonical_url, origin
 
@@ -50,6 +50,8 @@ def failure_reason(failure: Failure) -> str:
         return f"http_{exc.response.status}"
     if isinstance(exc, OffsiteRequest):
         return "offsite"
+    if isinstance(exc, PrivateTarget):
+        return "private_target"
     if isinstance(exc, StopDownload):
         return "non_html"
     if isinstance(exc, IgnoreRequest):

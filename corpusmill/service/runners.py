@@ -1,0 +1,46 @@
+"""What each job kind does, given its validated config; runs inside a worker process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from corpusmill.config import load_config
+
+
+def run_build(config: dict[str, Any], workspace: Path, job_dir: Path) -> dict[str, Any]:
+    """The config is written as a YAML file in the workspace, so relative paths resolve there and
+    stage checkpoints (keyed by release name and version) survive a service restart."""
+    from corpusmill.executor import LocalExecutor
+
+    path = workspace / f"build-{job_dir.name}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    result = LocalExecutor(load_config(path), workers=1).build()
+    return {"release": f"{config['release']['name']}/{config['release']['version']}", "up_to_date": result.up_to_date}
+
+
+def run_crawl(config: dict[str, Any], workspace: Path, job_dir: Path) -> dict[str, Any]:
+    from crawlers.options import CrawlOptions
+    from crawlers.run import crawl
+
+    options = CrawlOptions.model_validate({k: v for k, v in config.items() if k != "out"})
+    out = workspace / "crawls" / config["out"]
+    result = crawl(options, out, job_dir / "crawl-job")
+    return {"out": str(out.relative_to(workspace)), "stats": result.stats}
+
+
+def run_train(config: dict[str, Any], workspace: Path, job_dir: Path) -> dict[str, Any]:
+    from training import train
+    from training.config import TrainConfig
+
+    release = workspace / "releases" / config["release"]
+    report = train(
+        release, config["task"], config["model"], job_dir / "model", TrainConfig.model_validate(config.get("train", {}))
+    )
+    return json.loads(json.dumps({"test": report["test"]["metrics"], "report": str(job_dir / "model" / "report.md")}))
+
+
+RUNNERS = {"build": run_build, "crawl": run_crawl, "train": run_train}
