@@ -13,6 +13,7 @@ from corpusmill.langid import detect_language
 from corpusmill.registry import register
 from corpusmill.schema import Record
 from corpusmill.steps import Filter
+from corpusmill.validators import check_regexes
 
 WORD = re.compile(r"\w+(?:['’]\w+)*", re.UNICODE)
 TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -214,15 +215,7 @@ class RegexDenyParams(BaseModel):
     patterns: list[str] = Field(min_length=1)
     ignore_case: bool = True
 
-    @field_validator("patterns")
-    @classmethod
-    def _compiles(cls, patterns: list[str]) -> list[str]:
-        for pattern in patterns:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"bad regular expression {pattern!r}: {exc}") from None
-        return patterns
+    _regexes = field_validator("patterns")(check_regexes)
 
 
 @register("regex_deny")

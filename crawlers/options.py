@@ -7,6 +7,7 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from corpusmill import __version__
+from corpusmill.validators import check_regexes
 
 USER_AGENT = f"corpusmill/{__version__}"
 
@@ -46,15 +47,7 @@ class CrawlOptions(BaseModel):
                 raise ValueError(f"not an http(s) URL: {url!r}")
         return urls
 
-    @field_validator("allow", "deny")
-    @classmethod
-    def _regexes(cls, patterns: list[str]) -> list[str]:
-        for pattern in patterns:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"bad regular expression {pattern!r}: {exc}") from None
-        return patterns
+    _regexes = field_validator("allow", "deny")(check_regexes)
 
     def scrapy_settings(self) -> dict[str, object]:
         polite = not self.fast
