@@ -156,13 +156,8 @@ def main() -> None:
         ours_default = corpusmill_rate(forward, backward, texts, args.length, "sample", Path(tmp) / "cache")
     print(f"{len(texts)} sentences, {args.length} tokens out on each side, 2 CPU cores")
     print(f"nlpaug BackTranslationAug (beam 4, its default): {theirs:7.2f} round trips/s")
-    print(
-        f"corpusmill, beam 4 (equal decoding):             {ours_beam:7.2f} round trips/s  ratio {ours_beam / theirs:.1f}x"
-    )
-    print(
-        f"corpusmill, default (sampling):                  {ours_default:7.2f} round trips/s  "
-        f"ratio {ours_default / theirs:.1f}x"
-    )
+    for label, rate in (("beam 4 (equal decoding)", ours_beam), ("default (sampling)", ours_default)):
+        print(f"corpusmill, {label:24s}:          {rate:7.2f} round trips/s  ratio {rate / theirs:.1f}x")
 
 
 if __name__ == "__main__":
