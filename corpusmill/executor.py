@@ -22,6 +22,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -183,6 +184,7 @@ class StepRunner:
         reports = [StepReport(stage, step.label, step.name, StepStats()) for step in steps]
         total = count_lines(input_path)
         task = self.progress.add_task(stage, total=total)
+        self._task, self._started = task, time.perf_counter()
         stream: Iterable[Record] = self._count_into(read_records(input_path), task)
         index = 0
         try:
@@ -230,6 +232,10 @@ class StepRunner:
             for report, step_stats, step_reject in zip(reports, stats, step_rejects, strict=True):
                 report.stats.merge(step_stats)
                 rejects.write(report.rejects_file, step_reject)
+                translated = report.stats.counts.get("sentences_translated")
+                if translated:  # back-translation shows its own rate
+                    rate = translated / max(time.perf_counter() - self._started, 1e-6)
+                    self.progress.update(self._task, description=f"{report.stage} {rate:,.0f} sentences/s")
             for line in lines:
                 yield Record.from_json(line)
 
