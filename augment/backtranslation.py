@@ -64,6 +64,7 @@ class BackTranslate(Augmenter):
     Params: ClassVar[type[BaseModel]] = BackTranslationParams
     lazy_attributes = ("translators", "splitter", "quality", "cache")
     batch_records = 256
+    uses_model = True
 
     def __init__(self, seed: int = 0, **params: Any) -> None:
         super().__init__(seed=seed, **params)

@@ -55,11 +55,22 @@ def main(
 def build(
     config: Annotated[Path, typer.Argument(help="Build config (YAML).")],
     workers: WorkersOption = None,
+    executor: Annotated[str, typer.Option(help="local, or ray (the same steps and bytes on a Ray cluster).")] = "local",
+    address: Annotated[str | None, typer.Option(help="Ray: 'auto' or ray://host:10001 [default: start one].")] = None,
+    num_gpus: Annotated[float, typer.Option(help="Ray: GPUs per model worker (back-translation).")] = 0,
 ) -> None:
     """Run every stage of a build config and write the release."""
+    if executor not in ("local", "ray"):
+        console.print("[red]error:[/red] --executor must be local or ray", highlight=False)
+        raise typer.Exit(2)
     try:
         build_config = load_config(config)
-        result = LocalExecutor(build_config, workers=workers, console=console).build()
+        if executor == "ray":
+            from corpusmill.ray_executor import RayExecutor
+
+            result = RayExecutor(build_config, workers, address, num_gpus, console).build()
+        else:
+            result = LocalExecutor(build_config, workers=workers, console=console).build()
     except CorpusmillError as exc:
         raise _fail(exc) from None
     print_summary(result)

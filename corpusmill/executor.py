@@ -99,13 +99,15 @@ def _init_worker(steps: list[RecordStep]) -> None:
     _WORKER_STEPS = steps
 
 
-def _run_chunk_in_worker(lines: list[str]) -> tuple[list[str], list[list[dict[str, Any]]], list[StepStats]]:
+ChunkResult = tuple[list[str], list[list[dict[str, Any]]], list[StepStats]]
+"""A shard's output lines, each step's rejects, and each step's counters."""
+
+
+def _run_chunk_in_worker(lines: list[str]) -> ChunkResult:
     return run_chunk(_WORKER_STEPS, lines)
 
 
-def run_chunk(
-    steps: Sequence[RecordStep], lines: list[str]
-) -> tuple[list[str], list[list[dict[str, Any]]], list[StepStats]]:
+def run_chunk(steps: Sequence[RecordStep], lines: list[str]) -> ChunkResult:
     """Run a chain of per-record steps over one shard (records as JSON lines, both ways)."""
     for step in steps:
         step.reset()
@@ -227,8 +229,7 @@ class StepRunner:
         records: Iterable[Record],
         rejects: RejectLog,
     ) -> Iterator[Record]:
-        def collect(result: tuple[list[str], list[list[dict[str, Any]]], list[StepStats]]) -> Iterator[Record]:
-            lines, step_rejects, stats = result
+        for lines, step_rejects, stats in self.chunk_results(steps, _chunks(records, CHUNK_SIZE)):
             for report, step_stats, step_reject in zip(reports, stats, step_rejects, strict=True):
                 report.stats.merge(step_stats)
                 rejects.write(report.rejects_file, step_reject)
@@ -239,19 +240,21 @@ class StepRunner:
             for line in lines:
                 yield Record.from_json(line)
 
+    def chunk_results(self, steps: list[RecordStep], chunks: Iterable[list[str]]) -> Iterator[ChunkResult]:
+        """Each shard's result, in shard order; at most ``2 × workers`` shards in flight."""
         if self.workers == 1:
-            for chunk in _chunks(records, CHUNK_SIZE):
-                yield from collect(run_chunk(steps, chunk))
+            for chunk in chunks:
+                yield run_chunk(steps, chunk)
             return
         context = multiprocessing.get_context("forkserver")
         with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker, initargs=(steps,)) as pool:
             pending: list[Future[Any]] = []
-            for chunk in _chunks(records, CHUNK_SIZE):
+            for chunk in chunks:
                 pending.append(pool.submit(_run_chunk_in_worker, chunk))
                 if len(pending) >= 2 * self.workers:
-                    yield from collect(pending.pop(0).result())
+                    yield pending.pop(0).result()
             for future in pending:
-                yield from collect(future.result())
+                yield future.result()
 
 
 class LocalExecutor(StepRunner):

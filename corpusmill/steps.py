@@ -106,6 +106,8 @@ class PipelineStep(ABC):  # noqa: B024 (abstract methods live on the step kinds 
     Params: ClassVar[type[BaseModel]] = NoParams
     lazy_attributes: ClassVar[tuple[str, ...]] = ()
     """Attributes :meth:`setup` fills with heavy resources; they are not pickled."""
+    uses_model: ClassVar[bool] = False
+    """Loads a model: distributed executors keep it in long-lived workers (and may give it a GPU)."""
 
     def __init__(self, **params: Any) -> None:
         self.params = self.Params(**params)

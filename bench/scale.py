@@ -1,0 +1,76 @@
+"""The clean stage over one corpus: local executor, and Ray with 1 and 2 workers, in one run.
+
+    .venv/bin/python bench/scale.py [--docs 50000]
+
+Per-record cleaning steps (html_to_text, fix_unicode, normalize, pii, gopher) over documents built
+from ../shared/data; records/s for each and the 2-worker/1-worker ratio. Not a test; not in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+STEPS = [{"step": "html_to_text"}, {"step": "fix_unicode"}, {"step": "normalize"}, {"step": "pii"}, {"step": "gopher"}]
+
+
+def run(kind: str, workers: int, data: Path) -> float:
+    from corpusmill.config import label_steps, make_step
+    from corpusmill.executor import StepRunner
+    from corpusmill.ray_executor import RayExecutor
+
+    steps = label_steps(
+        [make_step("clean", s["step"], "clean", {k: v for k, v in s.items() if k != "step"}) for s in STEPS]
+    )
+    if kind == "ray":
+        import ray
+
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        ray.init(
+            num_cpus=workers,
+            include_dashboard=False,
+            log_to_driver=False,
+            _temp_dir=tempfile.mkdtemp(prefix="bench-ray-"),
+        )
+        runner: StepRunner = RayExecutor.__new__(RayExecutor)
+        StepRunner.__init__(runner, workers)
+    else:
+        runner = StepRunner(workers)
+    with tempfile.TemporaryDirectory() as out:
+        started = time.perf_counter()
+        runner.run_steps("clean", steps, Path(out), data)
+        elapsed = time.perf_counter() - started
+    if kind == "ray":
+        import ray
+
+        ray.shutdown()
+    return elapsed
+
+
+def main() -> None:
+    from clean import build_corpus
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--docs", type=int, default=50_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "corpus.jsonl"
+        build_corpus(data, args.docs)
+        local = run("local", 2, data)
+        one = run("ray", 1, data)
+        two = run("ray", 2, data)
+    for name, seconds in (("local executor, 2 workers", local), ("ray, 1 worker", one), ("ray, 2 workers", two)):
+        print(f"{name:26s} {args.docs / seconds:8.0f} records/s ({seconds:.1f}s)")
+    print(f"ray 2 workers / 1 worker: {one / two:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
