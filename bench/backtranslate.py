@@ -32,8 +32,8 @@ VOCAB = 58_101
 def full_size_marian(out: Path, source_lang: str, target_lang: str, length: int) -> Path:
     """An opus-mt-en-de-shaped model with random weights and a working MarianTokenizer."""
     import torch
-    from tiny_marian import load_pairs, train_marian
-    from transformers import MarianConfig, MarianMTModel, MarianTokenizer
+    from tiny_marian import load_pairs, marian_config, train_marian
+    from transformers import MarianMTModel, MarianTokenizer
 
     small = train_marian(load_pairs(SHARED, 2000), out / "_tok", source_lang, target_lang, steps=1)
     vocab = json.loads((small / "vocab.json").read_text())
@@ -53,24 +53,7 @@ def full_size_marian(out: Path, source_lang: str, target_lang: str, length: int)
         source_lang=source_lang,
         target_lang=target_lang,
     )
-    config = MarianConfig(
-        vocab_size=VOCAB,
-        decoder_vocab_size=VOCAB,
-        d_model=512,
-        encoder_layers=6,
-        decoder_layers=6,
-        encoder_attention_heads=8,
-        decoder_attention_heads=8,
-        encoder_ffn_dim=2048,
-        decoder_ffn_dim=2048,
-        max_position_embeddings=512,
-        pad_token_id=VOCAB - 1,
-        decoder_start_token_id=VOCAB - 1,
-        eos_token_id=0,
-        forced_eos_token_id=0,
-        activation_function="swish",
-        scale_embedding=True,
-    )
+    config = marian_config(VOCAB, d_model=512, layers=6, heads=8, ffn=2048, positions=512)
     torch.manual_seed(0)
     model = MarianMTModel(config)
     with torch.no_grad():

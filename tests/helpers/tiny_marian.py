@@ -13,13 +13,38 @@ def load_pairs(shared: Path, limit: int = 5000) -> list[tuple[str, str]]:
     return [tuple(line.split("\t")) for line in lines[1 : limit + 1]]  # type: ignore[misc]
 
 
+def marian_config(vocab_size: int, d_model: int, layers: int, heads: int, ffn: int, positions: int):  # type: ignore[no-untyped-def]
+    """A MarianConfig the way the opus-mt releases set it: <pad> last (and the decoder start),
+    ``</s>`` = 0, swish, scaled embeddings."""
+    from transformers import MarianConfig
+
+    return MarianConfig(
+        vocab_size=vocab_size,
+        decoder_vocab_size=vocab_size,
+        d_model=d_model,
+        encoder_layers=layers,
+        decoder_layers=layers,
+        encoder_attention_heads=heads,
+        decoder_attention_heads=heads,
+        encoder_ffn_dim=ffn,
+        decoder_ffn_dim=ffn,
+        max_position_embeddings=positions,
+        pad_token_id=vocab_size - 1,
+        decoder_start_token_id=vocab_size - 1,
+        eos_token_id=0,
+        forced_eos_token_id=0,
+        activation_function="swish",
+        scale_embedding=True,
+    )
+
+
 def train_marian(
     pairs: list[tuple[str, str]], out: Path, source_lang: str, target_lang: str, steps: int = 400, seed: int = 0
 ) -> Path:
     """Train ``source → target`` on ``pairs`` (given as (source, target)) and save to ``out``."""
     import sentencepiece as spm
     import torch
-    from transformers import MarianConfig, MarianMTModel, MarianTokenizer
+    from transformers import MarianMTModel, MarianTokenizer
 
     torch.manual_seed(seed)
     random.seed(seed)
@@ -57,24 +82,7 @@ def train_marian(
         target_lang=target_lang,
     )
     pad = vocab["<pad>"]
-    config = MarianConfig(
-        vocab_size=len(vocab),
-        decoder_vocab_size=len(vocab),
-        d_model=64,
-        encoder_layers=2,
-        decoder_layers=2,
-        encoder_attention_heads=4,
-        decoder_attention_heads=4,
-        encoder_ffn_dim=128,
-        decoder_ffn_dim=128,
-        max_position_embeddings=128,
-        pad_token_id=pad,
-        decoder_start_token_id=pad,
-        eos_token_id=0,
-        forced_eos_token_id=0,
-        activation_function="swish",
-        scale_embedding=True,
-    )
+    config = marian_config(len(vocab), d_model=64, layers=2, heads=4, ffn=128, positions=128)
     model = MarianMTModel(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()
