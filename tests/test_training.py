@@ -90,17 +90,12 @@ def test_search_keeps_the_best_by_the_declared_objective_and_never_sees_test(ban
     assert report["hyperparameters"]["learning_rate"] == best["hyperparameters"]["learning_rate"] == 3e-4
     assert seen_splits.index("test") == len(seen_splits) - 1  # test is read once, after every trial
     assert seen_splits.count("test") == 1
-    minimize = SearchSpace(
-        space={"learning_rate": [1e-6, 3e-4]}, objective=Objective(metric="accuracy", direction="minimize")
-    )
-    worst = train(
-        banking_release, "classification", "minilm", tmp_path / "min", TrainConfig(hyperparameters=hp), minimize
-    )
-    assert worst["hyperparameters"]["learning_rate"] == 1e-6
+    low, high = (t["validation"]["accuracy"] for t in trials)
+    assert Objective(metric="accuracy", direction="minimize").better(low, high)  # the flip side, without retraining
 
 
 def test_ablation_runs_both_arms_and_reports_the_difference(banking_release, tmp_path):
-    hp = FAST.model_copy(update={"epochs": 1})
+    hp = FAST.model_copy(update={"epochs": 1, "max_length": 32, "batch_size": 64})
     report = ablate(
         banking_release, "classification", "minilm", tmp_path / "ablate", TrainConfig(hyperparameters=hp), seeds=[1, 2]
     )
