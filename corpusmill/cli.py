@@ -36,6 +36,17 @@ def _fail(exc: CorpusmillError) -> typer.Exit:
     return typer.Exit(exc.exit_code)
 
 
+def _usage_error(exc: Exception) -> typer.Exit:
+    """A bad option value: one line (naming the field for validation errors), exit code 2."""
+    from pydantic import ValidationError
+
+    from corpusmill.schema import describe_validation_error
+
+    message = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(2)
+
+
 def _version(value: bool) -> None:
     if value:
         out_console.print(f"corpusmill {__version__}")
@@ -92,7 +103,6 @@ def crawl(
     """Crawl a site politely into records (page text and FAQ question/answer pairs)."""
     from pydantic import ValidationError
 
-    from corpusmill.schema import describe_validation_error
     from crawlers.options import CrawlOptions
     from crawlers.run import crawl as run_crawl
 
@@ -108,8 +118,7 @@ def crawl(
             timeout=timeout,
         )
     except ValidationError as exc:
-        console.print(f"[red]error:[/red] {describe_validation_error(exc)}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        raise _usage_error(exc) from None
     try:
         result = run_crawl(options, out, job_dir, console)
     except CorpusmillError as exc:
@@ -154,7 +163,6 @@ def import_(
     from pydantic import ValidationError
 
     from corpusmill.io import atomic_write
-    from corpusmill.schema import describe_validation_error
     from crawlers.importers import ImportSource
 
     mapping = {
@@ -181,9 +189,7 @@ def import_(
             **options,
         )
     except (ValidationError, ValueError) as exc:
-        message = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
-        console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        raise _usage_error(exc) from None
     except CorpusmillError as exc:
         raise _fail(exc) from None
     rejects_path = out.with_name(out.stem + ".rejects.jsonl")
@@ -293,7 +299,6 @@ def split(
     from pydantic import ValidationError
 
     from corpusmill.io import atomic_directory, read_records, write_json
-    from corpusmill.schema import describe_validation_error
     from splitting import StratifiedSplitter
 
     split_names = [n.strip() for n in names.split(",")]
@@ -311,9 +316,7 @@ def split(
             leakage={"fail_on_leakage": fail_on_leakage},
         )
     except (ValueError, ValidationError) as exc:
-        message = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
-        console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        raise _usage_error(exc) from None
     try:
         if not source.is_file():
             raise InputError(str(source), "cannot read: No such file or directory")
@@ -366,7 +369,6 @@ def augment(
     from pydantic import ValidationError
 
     from corpusmill.executor import StepRunner
-    from corpusmill.schema import describe_validation_error
 
     pivot_spec = {"language": pivot}
     if model_forward:
@@ -394,8 +396,7 @@ def augment(
             Path(tmp, "records.jsonl").replace(out)
             shutil.rmtree(Path(tmp) / "rejects", ignore_errors=True)
     except ValidationError as exc:
-        console.print(f"[red]error:[/red] {describe_validation_error(exc)}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        raise _usage_error(exc) from None
     except CorpusmillError as exc:
         raise _fail(exc) from None
     counts = reports[0].stats.counts

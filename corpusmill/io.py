@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -76,15 +76,6 @@ def read_records(path: Path) -> Iterator[Record]:
         for number, line in enumerate(handle, start=1):
             if line.strip():
                 yield Record.from_json(line, f"{path}:{number}")
-
-
-def write_records(handle: IO[str], records: Iterable[Record]) -> int:
-    count = 0
-    for record in records:
-        handle.write(record.to_json())
-        handle.write("\n")
-        count += 1
-    return count
 
 
 def count_lines(path: Path) -> int:
