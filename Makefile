@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch first, pinned: a looser pin pulls a multi-GB CUDA build; 2.13.0 is a local CPU wheel.
 TORCH := torch==2.13.0
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint clean redis-server
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,13 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/corpusmill demo --out corpusmill-demo
 
-test: install
+# The shared-crawl tests start their own redis-server on a free loopback port (Debian's package).
+redis-server:
+	@command -v redis-server >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+
+test: install redis-server
 	$(BIN)/python -m pytest -q
 
 lint: install

@@ -23,35 +23,46 @@ STEPS = [{"step": "html_to_text"}, {"step": "fix_unicode"}, {"step": "normalize"
 
 
 def run(kind: str, workers: int, data: Path) -> float:
-    from corpusmill.config import label_steps, make_step
-    from corpusmill.executor import StepRunner
+    import yaml
+
+    from corpusmill.config import label_steps, load_config, make_step
+    from corpusmill.executor import LocalExecutor
     from corpusmill.ray_executor import RayExecutor
 
     steps = label_steps(
         [make_step("clean", s["step"], "clean", {k: v for k, v in s.items() if k != "step"}) for s in STEPS]
     )
-    if kind == "ray":
-        import ray
-
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        ray.init(
-            num_cpus=workers,
-            include_dashboard=False,
-            log_to_driver=False,
-            _temp_dir=tempfile.mkdtemp(prefix="bench-ray-"),
-        )
-        runner: StepRunner = RayExecutor.__new__(RayExecutor)
-        StepRunner.__init__(runner, workers)
-    else:
-        runner = StepRunner(workers)
     with tempfile.TemporaryDirectory() as out:
-        started = time.perf_counter()
-        runner.run_steps("clean", steps, Path(out), data)
-        elapsed = time.perf_counter() - started
-    if kind == "ray":
-        import ray
+        config_path = Path(out) / "build.yaml"
+        config_path.write_text(
+            yaml.safe_dump(
+                {
+                    "release": {"name": "bench", "version": "1.0.0", "output_dir": "releases"},
+                    "sources": [{"type": "jsonl", "path": str(data)}],
+                    "clean": STEPS,
+                }
+            ),
+            encoding="utf-8",
+        )
+        config = load_config(config_path)
+        if kind == "ray":
+            import ray
 
-        ray.shutdown()
+            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+            ray.init(
+                num_cpus=workers,
+                include_dashboard=False,
+                log_to_driver=False,
+                _temp_dir=tempfile.mkdtemp(prefix="bench-ray-"),
+            )
+            executor: LocalExecutor = RayExecutor(config, workers)
+        else:
+            executor = LocalExecutor(config, workers)
+        started = time.perf_counter()
+        executor.run_steps("clean", steps, Path(out), data)
+        elapsed = time.perf_counter() - started
+        if kind == "ray":
+            ray.shutdown()
     return elapsed
 
 

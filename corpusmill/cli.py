@@ -99,8 +99,23 @@ def crawl(
     sitemap: Annotated[list[str] | None, typer.Option(help="Sitemap URL to read (repeatable).")] = None,
     fast: Annotated[bool, typer.Option("--fast", help="Politeness off: for sites you own.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 30.0,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Requests in flight at once (default 16, 64 with --fast).")
+    ] = None,
+    redis: Annotated[
+        str | None,
+        typer.Option(help="redis://HOST:PORT/DB: join the crawl shared by every worker started with these options."),
+    ] = None,
+    worker_timeout: Annotated[
+        float, typer.Option(min=1, help="With --redis: seconds of silence before a worker's pages are requeued.")
+    ] = 30.0,
 ) -> None:
-    """Crawl a site politely into records (page text and FAQ question/answer pairs)."""
+    """Crawl a site politely into records (page text and FAQ question/answer pairs).
+
+    With --redis, start the same command on as many processes or machines as you like: they split
+    the site (no page fetched twice), take over the pages of a worker that dies, and each writes
+    the whole crawl's records to its --out when the site is done.
+    """
     from pydantic import ValidationError
 
     from crawlers.options import CrawlOptions
@@ -116,6 +131,9 @@ def crawl(
             sitemaps=sitemap or [],
             fast=fast,
             timeout=timeout,
+            concurrency=concurrency,
+            redis=redis,
+            worker_timeout=worker_timeout,
         )
     except ValidationError as exc:
         raise _usage_error(exc) from None
@@ -131,6 +149,9 @@ def crawl(
     )
     for reason, count in {**stats["rejected"], **stats["not_followed"]}.items():
         out_console.print(f"  {reason}: {count}", highlight=False)
+    if "shared" in stats:
+        split = ", ".join(f"{worker}: {n}" for worker, n in stats["shared"]["pages_by_worker"].items())
+        out_console.print(f"Pages by worker: {split}", highlight=False)
     out_console.print(
         f"Records: {result.out}\nRejects: {result.rejects}\nStats:   {result.stats_path}", highlight=False
     )

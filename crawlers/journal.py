@@ -5,6 +5,9 @@ SIGKILL loses every pending request. The journal instead appends one line per sc
 (``frontier.jsonl``) before the request leaves the spider, and one line per finished URL
 (``done.jsonl``) after its records or reject are written. On restart, scheduled − done is the
 work left, and nothing finished is written twice.
+
+:class:`CrawlState` is what the spider and the output pipeline need from crawl state; the journal
+is its one-process implementation, :class:`crawlers.shared.SharedCrawlState` its Redis one.
 """
 
 from __future__ import annotations
@@ -12,9 +15,46 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from crawlers.urls import canonical_url
+
+
+class CrawlState(Protocol):
+    """Frontier, outcomes and outputs of one crawl, as the spider and output pipeline use them."""
+
+    job_dir: Path
+
+    @property
+    def resuming(self) -> bool: ...
+
+    def pending(self) -> list[dict[str, Any]]:
+        """Pages scheduled by an earlier run and never finished, to request again at start."""
+        ...
+
+    def seen(self, canonical: str) -> bool: ...
+
+    def claim(self, url: str, canonical: str, depth: int, max_pages: int | None) -> bool:
+        """Schedule a page; False when the page limit is reached."""
+        ...
+
+    def was_written(self, canonical: str) -> bool: ...
+
+    def complete(
+        self, canonical: str, outcome: str, lines: list[str], *, rejected: bool, aliases: set[str], lease: str | None
+    ) -> bool:
+        """Record one page's outcome and its output lines once; False if it already had one."""
+        ...
+
+    def report_skip(self, canonical: str, line: str) -> None:
+        """Record a link that was never requested (off-site, too deep …), once per URL."""
+        ...
+
+    def release(self, lease: str | None) -> None:
+        """Give back a claim on a request that produced no page outcome (robots.txt, sitemaps)."""
+        ...
+
+    def close(self) -> None: ...
 
 
 def read_json_lines(path: Path) -> list[dict[str, Any]]:
@@ -56,6 +96,7 @@ class CrawlJournal:
             truncate_torn_tail(path)
         self.scheduled: dict[str, dict[str, Any]] = {e["canonical"]: e for e in read_json_lines(self.frontier_path)}
         self.done: dict[str, str] = {e["canonical"]: e["outcome"] for e in read_json_lines(self.done_path)}
+        self.written: set[str] = {canonical for canonical, outcome in self.done.items() if outcome == "written"}
         self._frontier = self.frontier_path.open("a", encoding="utf-8")
         self._done = self.done_path.open("a", encoding="utf-8")
         self._reconcile()
@@ -78,11 +119,38 @@ class CrawlJournal:
         """Scheduled but never finished: fetched again on resume."""
         return [entry for canonical, entry in self.scheduled.items() if canonical not in self.done]
 
-    def schedule(self, url: str, canonical: str, depth: int) -> None:
+    def seen(self, canonical: str) -> bool:
+        return canonical in self.scheduled
+
+    def claim(self, url: str, canonical: str, depth: int, max_pages: int | None) -> bool:
+        if max_pages is not None and len(self.scheduled) >= max_pages:
+            return False
         entry = {"url": url, "canonical": canonical, "depth": depth}
         self.scheduled[canonical] = entry
         self._frontier.write(json.dumps(entry) + "\n")
         self._frontier.flush()
+        return True
+
+    def was_written(self, canonical: str) -> bool:
+        return canonical in self.written
+
+    def complete(
+        self, canonical: str, outcome: str, lines: list[str], *, rejected: bool, aliases: set[str], lease: str | None
+    ) -> bool:
+        """Output lines first, then the ``done`` line: a kill in between is mended by ``_reconcile``."""
+        if canonical in self.done:
+            return False
+        self.append(self.rejects_path if rejected else self.records_path, lines)
+        if not rejected:
+            self.written.update(aliases)
+        self.finish(canonical, outcome)
+        return True
+
+    def report_skip(self, canonical: str, line: str) -> None:
+        self.append(self.rejects_path, [line])
+
+    def release(self, lease: str | None) -> None:
+        """Nothing is leased in a one-process crawl."""
 
     def finish(self, canonical: str, outcome: str) -> None:
         self.done[canonical] = outcome

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -38,6 +40,14 @@ class CrawlOptions(BaseModel):
     (the service sets this for submitted crawls)."""
     extract_timeout: float = Field(default=20.0, gt=0)
     """Seconds one page's extraction may take before the BeautifulSoup fallback is used."""
+    concurrency: int | None = Field(default=None, gt=0)
+    """Requests in flight at once in this crawl process (default 16 polite, 64 with ``fast``)."""
+    redis: str | None = None
+    """``redis://host:port/db``: share the queue, seen set and outputs with every crawl process
+    started with the same options (scrapy-redis), on this machine or others."""
+    worker_timeout: float = Field(default=30.0, gt=0)
+    """Seconds without a heartbeat after which a shared-crawl worker counts as lost and its
+    in-flight pages go back to the queue."""
 
     @field_validator("start_urls", "sitemaps")
     @classmethod
@@ -48,6 +58,21 @@ class CrawlOptions(BaseModel):
         return urls
 
     _regexes = field_validator("allow", "deny")(check_regexes)
+
+    @field_validator("redis")
+    @classmethod
+    def _redis_url(cls, url: str | None) -> str | None:
+        if url is not None and not re.match(r"^(rediss?|unix)://\S+$", url):
+            raise ValueError(f"not a redis:// URL: {url!r}")
+        return url
+
+    def shared_key(self) -> str:
+        """Redis key prefix of this crawl: workers started with the same crawl options share it."""
+        scope = self.model_dump(
+            include={"start_urls", "sitemaps", "dataset", "max_pages", "max_depth", "allow", "deny", "obey_robots"}
+        )
+        digest = hashlib.sha256(json.dumps(scope, sort_keys=True).encode()).hexdigest()[:12]
+        return f"corpusmill:crawl:{digest}"
 
     def scrapy_settings(self) -> dict[str, object]:
         polite = not self.fast
@@ -60,8 +85,8 @@ class CrawlOptions(BaseModel):
             "AUTOTHROTTLE_MAX_DELAY": 30.0,
             "AUTOTHROTTLE_TARGET_CONCURRENCY": 1.0,
             "DOWNLOAD_DELAY": 0.25 if polite else 0,
-            "CONCURRENT_REQUESTS": 16 if polite else 64,
-            "CONCURRENT_REQUESTS_PER_DOMAIN": 4 if polite else 64,
+            "CONCURRENT_REQUESTS": self.concurrency or (16 if polite else 64),
+            "CONCURRENT_REQUESTS_PER_DOMAIN": self.concurrency or (4 if polite else 64),
             "CONCURRENT_ITEMS": 4,  # per response; Scrapy starts this many tasks for every page
             "DOWNLOAD_TIMEOUT": self.timeout,
             "DOWNLOAD_MAXSIZE": self.max_bytes,
@@ -91,4 +116,22 @@ class CrawlOptions(BaseModel):
                 "crawlers.pipelines.OutputPipeline": 200,
             },
             "EXTENSIONS": {"crawlers.pipelines.ProgressExtension": 500},
+            **(self._shared_settings() if self.redis else {}),
+        }
+
+    def _shared_settings(self) -> dict[str, object]:
+        """scrapy-redis's scheduler over our leased queue (see :mod:`crawlers.shared`)."""
+        key = self.shared_key()
+        return {
+            "SCHEDULER": "scrapy_redis.scheduler.Scheduler",
+            "SCHEDULER_QUEUE_CLASS": "crawlers.shared.LeasedQueue",
+            "SCHEDULER_QUEUE_KEY": f"{key}:requests",
+            "SCHEDULER_DUPEFILTER_KEY": f"{key}:fingerprints",
+            "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",
+            "SCHEDULER_PERSIST": True,
+            "REDIS_URL": self.redis,
+            "EXTENSIONS": {
+                "crawlers.pipelines.ProgressExtension": 500,
+                "crawlers.shared.SharedCrawlExtension": 510,
+            },
         }

@@ -12,18 +12,20 @@ import json
 import multiprocessing
 import os
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from scrapy import signals
 from scrapy.crawler import Crawler
-from scrapy.exceptions import DropItem
 from twisted.internet import task
 
 from corpusmill.io import write_json
 from crawlers.extract import extract_from_bytes, page_records
-from crawlers.journal import CrawlJournal
+from crawlers.journal import CrawlState
+
+
+class ExtractionFailed(Exception):
+    """The extraction worker pool broke twice on one page."""
 
 
 class ExtractionPipeline:
@@ -64,19 +66,21 @@ class ExtractionPipeline:
             except concurrent.futures.process.BrokenProcessPool:
                 if pool is self.pool:  # another page's timeout already replaced it otherwise
                     self._kill_pool()
-        raise DropItem("extraction_failed")
+        raise ExtractionFailed
 
     async def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
         if item["kind"] != "page":
             return item
         try:
             extracted = await self._run(item, use_trafilatura=True)
+        except ExtractionFailed:
+            return {**_without_body(item), "kind": "reject", "reason": "extraction_failed", "detail": {}}
         except TimeoutError:
             self.crawler.stats.inc_value("corpusmill/extraction_timeouts")
             self._kill_pool()
             try:
                 extracted = await self._run(item, use_trafilatura=False)
-            except TimeoutError:
+            except (TimeoutError, ExtractionFailed):
                 self._kill_pool()
                 return {**_without_body(item), "kind": "reject", "reason": "extraction_timeout", "detail": {}}
         return {**_without_body(item), "kind": "extracted", "extracted": extracted}
@@ -90,14 +94,12 @@ def _without_body(item: dict[str, Any]) -> dict[str, Any]:
 
 
 class OutputPipeline:
-    """Appends records and rejects to the job directory and marks each URL done in the journal."""
+    """Records each page's outcome with its records or reject once, through the crawl state."""
 
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
-        self.journal: CrawlJournal = crawler.spider.journal  # type: ignore[union-attr]
+        self.state: CrawlState = crawler.spider.state  # type: ignore[union-attr]
         self.dataset: str = crawler.spider.dataset  # type: ignore[union-attr]
-        self.outcomes: Counter[str] = Counter()
-        self.written: set[str] = {c for c, outcome in self.journal.done.items() if outcome == "written"}
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> OutputPipeline:
@@ -107,21 +109,15 @@ class OutputPipeline:
         self.crawler.stats.inc_value(f"corpusmill/{key}", n)
 
     def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
-        kind = item["kind"]
-        if kind == "skip":
-            self.journal.append(
-                self.journal.rejects_path,
-                [json.dumps({"url": item["url"], "reason": item["reason"], "requested": False}, sort_keys=True)],
-            )
+        if item["kind"] == "skip":
+            line = json.dumps({"url": item["url"], "reason": item["reason"], "requested": False}, sort_keys=True)
+            self.state.report_skip(item["canonical"], line)
             self._count(f"not_followed/{item['reason']}")
             return item
         canonical = item["canonical"]
-        if canonical in self.journal.done:
-            return item  # fetched again after a resume or a redirect: already accounted for
-        self._count("pages")
-        if kind == "extracted":
-            if item["final_canonical"] != canonical and item["final_canonical"] in self.written:
-                kind, item = "reject", {**item, "reason": "duplicate_redirect", "detail": {"to": item["url"]}}
+        if item["kind"] == "extracted":
+            if item["final_canonical"] != canonical and self.state.was_written(item["final_canonical"]):
+                item = {**item, "kind": "reject", "reason": "duplicate_redirect", "detail": {"to": item["url"]}}
             else:
                 records = page_records(
                     item["extracted"],
@@ -133,24 +129,23 @@ class OutputPipeline:
                     item["requested_url"],
                 )
                 if records:
-                    self.journal.append(self.journal.records_path, [r.to_json() for r in records])
-                    self.written.update({canonical, item["final_canonical"]})
-                    self._count("records", len(records))
-                    self._count("faq_pairs", sum(r.messages is not None for r in records))
-                    self.journal.finish(canonical, "written")
+                    lines = [r.to_json() for r in records]
+                    aliases = {canonical, item["final_canonical"]}
+                    if self.state.complete(
+                        canonical, "written", lines, rejected=False, aliases=aliases, lease=item["lease"]
+                    ):
+                        self._count("pages")
+                        self._count("records", len(records))
+                        self._count("faq_pairs", sum(r.messages is not None for r in records))
                     return item
-                kind, item = "reject", {**item, "reason": "extraction_empty", "detail": {}}
-        self.journal.append(
-            self.journal.rejects_path,
-            [
-                json.dumps(
-                    {"url": item["url"], "reason": item["reason"], "requested": True, "detail": item.get("detail", {})},
-                    sort_keys=True,
-                )
-            ],
+                item = {**item, "kind": "reject", "reason": "extraction_empty", "detail": {}}
+        line = json.dumps(
+            {"url": item["url"], "reason": item["reason"], "requested": True, "detail": item.get("detail", {})},
+            sort_keys=True,
         )
-        self._count(f"rejected/{item['reason']}")
-        self.journal.finish(canonical, item["reason"])
+        if self.state.complete(canonical, item["reason"], [line], rejected=True, aliases=set(), lease=item["lease"]):
+            self._count("pages")
+            self._count(f"rejected/{item['reason']}")
         return item
 
 
@@ -176,7 +171,7 @@ class ProgressExtension:
         return {"elapsed": round(time.monotonic() - self.started, 2), **counts}
 
     def write(self) -> None:
-        write_json(Path(self.crawler.spider.journal.job_dir) / "progress.json", self.snapshot())  # type: ignore[union-attr]
+        write_json(Path(self.crawler.spider.state.job_dir) / "progress.json", self.snapshot())  # type: ignore[union-attr]
 
     def opened(self, spider: Any) -> None:
         self.loop = task.LoopingCall(self.write)

@@ -24,7 +24,7 @@ from rich.text import Text
 
 from corpusmill.errors import CorpusmillError, InputError
 from corpusmill.io import atomic_write, write_json
-from crawlers.journal import CrawlJournal, read_json_lines
+from crawlers.journal import CrawlJournal, CrawlState, read_json_lines
 from crawlers.options import CrawlOptions
 
 
@@ -44,11 +44,17 @@ def _crawl_child(options_data: dict[str, Any], job_dir: str) -> None:
 
     options = CrawlOptions.model_validate(options_data)
     logging.basicConfig(filename=Path(job_dir) / "crawl.log", level=logging.INFO)
-    journal = CrawlJournal(Path(job_dir))
+    state: CrawlState
+    if options.redis:
+        from crawlers.shared import SharedCrawlState
+
+        state = SharedCrawlState(Path(job_dir), options)
+    else:
+        state = CrawlJournal(Path(job_dir))
     process = CrawlerProcess({**options.scrapy_settings(), "LOG_INSTALL_ROOT_HANDLER": False})
-    process.crawl(SiteSpider, options=options, journal=journal)
+    process.crawl(SiteSpider, options=options, state=state)
     process.start()
-    journal.close()
+    state.close()
 
 
 def journal_stats(job_dir: Path) -> dict[str, Any]:
@@ -67,13 +73,20 @@ def journal_stats(job_dir: Path) -> dict[str, Any]:
 
 
 def crawl(options: CrawlOptions, out: Path, job_dir: Path | None = None, console: Console | None = None) -> CrawlResult:
-    """Crawl into ``out`` (JSONL records); ``out`` appears only when the crawl has finished."""
+    """Crawl into ``out`` (JSONL records); ``out`` appears only when the crawl has finished.
+
+    With ``options.redis`` this process is one worker of a shared crawl; ``out`` then holds the
+    whole crawl's records, whichever worker fetched them.
+    """
     console = console or Console(stderr=True)
+    if options.redis:
+        _check_redis(options.redis)
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = job_dir is None
     job = job_dir or Path(tempfile.mkdtemp(prefix=f".{out.name}.crawl-", dir=out.parent))
     job.mkdir(parents=True, exist_ok=True)
     write_json(job / "options.json", options.model_dump(mode="json"))
+    (job / "shared.json").unlink(missing_ok=True)
     child = multiprocessing.get_context("spawn").Process(
         target=_crawl_child, args=(options.model_dump(mode="json"), str(job)), name="corpusmill-crawl"
     )
@@ -88,7 +101,13 @@ def crawl(options: CrawlOptions, out: Path, job_dir: Path | None = None, console
         raise CorpusmillError(
             f"{options.start_urls[0]}: crawl process failed (exit {child.exitcode}); log: {job / 'crawl.log'}"
         )
+    if options.redis and not (job / "shared.json").exists():
+        raise CorpusmillError(
+            f"{options.start_urls[0]}: crawl worker stopped before the shared crawl finished; log: {job / 'crawl.log'}"
+        )
     stats = journal_stats(job)
+    if options.redis:
+        stats["shared"] = json.loads((job / "shared.json").read_text(encoding="utf-8"))
     if stats["pages_written"] == 0:
         raise InputError(options.start_urls[0], _why_nothing(job))
     stats["seconds"] = round(time.monotonic() - started, 2)
@@ -103,6 +122,18 @@ def crawl(options: CrawlOptions, out: Path, job_dir: Path | None = None, console
     if temporary:
         shutil.rmtree(job, ignore_errors=True)
     return CrawlResult(out, rejects_out, stats_out, stats)
+
+
+def _check_redis(url: str) -> None:
+    """Fail in one line before starting Scrapy when the shared crawl's Redis cannot be reached."""
+    import redis
+
+    from crawlers.shared import connect
+
+    try:
+        connect(url).ping()
+    except redis.RedisError as exc:
+        raise CorpusmillError(f"{url}: Redis unreachable ({exc})") from None
 
 
 def _why_nothing(job: Path) -> str:

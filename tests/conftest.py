@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,18 @@ def tiny_marian(shared_data, tmp_path_factory) -> tuple[Path, Path]:
     from tiny_marian import build_pair
 
     return build_pair(shared_data, tmp_path_factory.mktemp("marian"))
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory) -> Iterator[str]:
+    """A ``redis-server`` of the tests' own on 127.0.0.1 (``make test`` installs Debian's package)."""
+    import shutil
+
+    from redis_server import redis_server
+
+    if shutil.which("redis-server") is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is missing in CI (the Makefile's test setup installs it)")
+        pytest.skip("redis-server is not installed (make test installs it)")
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url

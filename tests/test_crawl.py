@@ -13,16 +13,13 @@ from pathlib import Path
 
 import pytest
 from edge_site import Site, edge_sites, linear_routes
+from jsonl import read_jsonl
 
 from corpusmill.demo.server import serve_directory
 from corpusmill.errors import InputError
 from crawlers.options import CrawlOptions
 from crawlers.run import crawl
 from crawlers.urls import canonical_url
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def test_canonical_url_merges_fragment_tracking_and_slash_variants():

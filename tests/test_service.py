@@ -208,6 +208,10 @@ def test_crawl_guard_refuses_loopback_unless_allowed(workspace):
                 },
             )
             assert metadata.status_code == 403
+            shared = guarded.post(
+                "/jobs", {"kind": "crawl", "config": {**crawl["config"], "redis": "redis://127.0.0.1:6379/0"}}
+            )
+            assert shared.status_code == 422 and "redis" in shared.text
         finally:
             guarded.stop()
         assert sum(site.requests.values()) == 0

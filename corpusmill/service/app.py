@@ -215,6 +215,8 @@ def create_app(
             except ValidationError as exc:
                 err = exc.errors()[0]
                 raise _invalid(dotted_path(err["loc"]), err["msg"]) from None
+            if options.redis is not None:
+                raise _invalid("redis", "shared crawls are started from the command line, not submitted")
             if not allow_private_targets:
                 for url in options.start_urls + options.sitemaps:
                     address = private_address(urlsplit(url).hostname or "")

@@ -20,12 +20,14 @@ from twisted.internet.error import DNSLookupError, TCPTimedOutError
 from twisted.internet.error import TimeoutError as TxTimeoutError
 from twisted.python.failure import Failure
 
-from crawlers.journal import CrawlJournal
+from crawlers.journal import CrawlState
 from crawlers.middlewares import OffsiteRequest, PrivateTarget
 from crawlers.options import CrawlOptions
 from crawlers.urls import canonical_url, origin
 
 HTML_TYPES = (b"text/html", b"application/xhtml+xml")
+LEASE = "corpusmill_lease"
+"""Request meta key: the shared queue's claim on this request (see :mod:`crawlers.shared`)."""
 BINARY_EXTENSIONS = frozenset(IGNORED_EXTENSIONS)
 """Scrapy's list (images, audio, video, office files, archives, css, js …): never fetched."""
 
@@ -77,10 +79,10 @@ def failure_reason(failure: Failure) -> str:
 class SiteSpider(scrapy.Spider):
     name = "corpusmill-site"
 
-    def __init__(self, options: CrawlOptions, journal: CrawlJournal, **kwargs: Any) -> None:
+    def __init__(self, options: CrawlOptions, state: CrawlState, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.options = options
-        self.journal = journal
+        self.state = state
         self.allowed_origins = {origin(url) for url in options.start_urls}
         self.dataset = options.dataset or dataset_name(options.start_urls[0])
         self.allow = [re.compile(p) for p in options.allow]
@@ -111,8 +113,8 @@ class SiteSpider(scrapy.Spider):
     # -- scheduling ------------------------------------------------------------------------------
 
     async def start(self) -> AsyncIterator[Any]:
-        if self.journal.resuming:
-            for entry in self.journal.pending():
+        if self.state.resuming:
+            for entry in self.state.pending():
                 yield self._page_request(entry["url"], entry["depth"])
             return
         for url in self.options.start_urls:
@@ -132,7 +134,7 @@ class SiteSpider(scrapy.Spider):
     def schedule(self, url: str, depth: int) -> Request | None:
         """A request for ``url`` unless it was seen, is off-site, filtered, too deep or over the limit."""
         canonical = canonical_url(url)
-        if canonical in self.journal.scheduled:
+        if self.state.seen(canonical):
             return None
         reason = None
         if origin(url) not in self.allowed_origins:
@@ -143,14 +145,13 @@ class SiteSpider(scrapy.Spider):
             reason = "non_html_extension"
         elif depth > self.options.max_depth:
             reason = "max_depth"
-        elif self.options.max_pages is not None and len(self.journal.scheduled) >= self.options.max_pages:
+        elif not self.state.claim(url, canonical, depth, self.options.max_pages):
             reason = "max_pages"
         if reason is not None:
             if canonical not in self.not_followed:
                 self.not_followed.add(canonical)
                 self.skipped.append({"kind": "skip", "url": url, "canonical": canonical, "reason": reason})
             return None
-        self.journal.schedule(url, canonical, depth)
         return self._page_request(url, depth)
 
     def _page_request(self, url: str, depth: int) -> Request:
@@ -169,7 +170,8 @@ class SiteSpider(scrapy.Spider):
         requested = response.meta["corpusmill_url"]
         content_type = response.headers.get(b"Content-Type", b"").split(b";")[0].strip().lower()
         if content_type not in HTML_TYPES:
-            yield self._reject(requested, "non_html", {"content_type": content_type.decode("latin-1")})
+            detail = {"content_type": content_type.decode("latin-1")}
+            yield self._reject(requested, "non_html", detail, response.meta.get(LEASE))
             return
         for link in self.links.extract_links(response):
             request = self.schedule(link.url, depth + 1)
@@ -189,16 +191,24 @@ class SiteSpider(scrapy.Spider):
             "declared_encoding": charset.group(1) if charset else None,
             "body": response.body,
             "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "lease": response.meta.get(LEASE),
         }
 
     def failed(self, failure: Failure) -> Iterator[dict[str, Any]]:
         request = failure.request  # type: ignore[attr-defined]
         url = request.meta.get("corpusmill_url", request.url)
         detail = {"error": str(failure.value)[:300]}
-        yield self._reject(url, failure_reason(failure), detail)
+        yield self._reject(url, failure_reason(failure), detail, request.meta.get(LEASE))
 
-    def _reject(self, url: str, reason: str, detail: dict[str, Any]) -> dict[str, Any]:
-        return {"kind": "reject", "url": url, "canonical": canonical_url(url), "reason": reason, "detail": detail}
+    def _reject(self, url: str, reason: str, detail: dict[str, Any], lease: str | None) -> dict[str, Any]:
+        return {
+            "kind": "reject",
+            "url": url,
+            "canonical": canonical_url(url),
+            "reason": reason,
+            "detail": detail,
+            "lease": lease,
+        }
 
     def _drain_skips(self) -> Iterator[dict[str, Any]]:
         skipped, self.skipped = self.skipped, []
@@ -210,11 +220,13 @@ class SiteSpider(scrapy.Spider):
                 yield Request(
                     url, callback=self.parse_sitemap, errback=self.ignore, meta={"corpusmill_kind": "sitemap"}
                 )
+        self.state.release(response.meta.get(LEASE))
 
     def parse_sitemap(self, response: Response) -> Iterator[Any]:
         try:
             sitemap = Sitemap(response.body)
         except Exception:
+            self.state.release(response.meta.get(LEASE))
             return
         for entry in sitemap:
             url = entry.get("loc")
@@ -229,6 +241,8 @@ class SiteSpider(scrapy.Spider):
                 if request is not None:
                     yield request
         yield from self._drain_skips()
+        self.state.release(response.meta.get(LEASE))
 
     def ignore(self, failure: Failure) -> None:
         """robots.txt and sitemaps are optional: a 404 there is not a rejected page."""
+        self.state.release(failure.request.meta.get(LEASE))  # type: ignore[attr-defined]
