@@ -25,13 +25,10 @@ STEPS = [{"step": "html_to_text"}, {"step": "fix_unicode"}, {"step": "normalize"
 def run(kind: str, workers: int, data: Path) -> float:
     import yaml
 
-    from corpusmill.config import label_steps, load_config, make_step
+    from corpusmill.config import load_clean_steps, load_config
     from corpusmill.executor import LocalExecutor
     from corpusmill.ray_executor import RayExecutor
 
-    steps = label_steps(
-        [make_step("clean", s["step"], "clean", {k: v for k, v in s.items() if k != "step"}) for s in STEPS]
-    )
     with tempfile.TemporaryDirectory() as out:
         config_path = Path(out) / "build.yaml"
         config_path.write_text(
@@ -44,7 +41,7 @@ def run(kind: str, workers: int, data: Path) -> float:
             ),
             encoding="utf-8",
         )
-        config = load_config(config_path)
+        config, steps = load_config(config_path), load_clean_steps(config_path)
         if kind == "ray":
             import ray
 

@@ -9,8 +9,10 @@ kind leaves its author exactly one small method:
 * :class:`DatasetStep` — ``decide(records)`` sees the whole dataset (dedup) and yields
   ``(record, None)`` to keep or ``(record, reason)`` to drop;
 * :class:`Splitter` — ``assign(records)`` names the split of every record;
-* :class:`Augmenter` — ``augment(record)`` yields new records derived from a training record;
-* :class:`Writer` — ``write(record)`` stores one record.
+* :class:`Augmenter` — ``augment(record)`` yields new records derived from a training record.
+
+Outputs are not a step kind: the executor writes each stage's records and rejects, and the release
+writer the final dataset, so every step stays free of file handling.
 
 The base class owns the rest: labelled counters (``total``, ``kept``, ``dropped_<reason>``), the
 rejected records with their reasons (the executor writes them to ``rejects/<step>.jsonl``), timing,
@@ -425,21 +427,3 @@ class Reader(PipelineStep):
         """Count an unreadable line or row as rejected (only under ``on_error: skip``)."""
         self.stats.counts["total"] += 1
         self.drop(None, reason, where=where, raw=raw.rstrip("\r\n")[:2000])
-
-
-class Writer(PipelineStep):
-    """Consumes records; passes them on so a writer can sit in the middle of a pipeline."""
-
-    @abstractmethod
-    def write(self, record: Record) -> None: ...
-
-    def close(self) -> None:
-        """Finish the output (flush, rename into place)."""
-
-    def run(self, records: Iterable[Record]) -> Iterator[Record]:
-        self.ensure_setup()
-        for record in records:
-            self.stats.counts["total"] += 1
-            self.write(record)
-            yield record
-        self.close()

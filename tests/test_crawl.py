@@ -6,13 +6,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
-from edge_site import Site, edge_sites, linear_routes
+from edge_site import Site, crawl_command, edge_sites, linear_routes
 from jsonl import read_jsonl
 
 from corpusmill.demo.server import serve_directory
@@ -118,34 +116,20 @@ def test_unreachable_start_url_is_an_error_naming_the_url(tmp_path):
     assert not (tmp_path / "out.jsonl").exists()
 
 
-def _crawl_command(url: str, out: Path, job: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "corpusmill",
-        "crawl",
-        url,
-        "--out",
-        str(out),
-        "--job-dir",
-        str(job),
-        "--fast",
-        "--max-depth",
-        "200",
-    ]
-
-
 def test_kill_9_then_resume_gives_the_same_pages_once_each(tmp_path):
     site = Site(linear_routes(pages=150, delay=0.02))
     threading.Thread(target=site.serve_forever, daemon=True).start()
     try:
         reference = tmp_path / "reference.jsonl"
         subprocess.run(
-            _crawl_command(site.url, reference, tmp_path / "ref-job"), check=True, capture_output=True, timeout=300
+            crawl_command(site.url, str(reference), "--job-dir", str(tmp_path / "ref-job")),
+            check=True,
+            capture_output=True,
+            timeout=300,
         )
         out, job = tmp_path / "out.jsonl", tmp_path / "job"
         process = subprocess.Popen(
-            _crawl_command(site.url, out, job),
+            crawl_command(site.url, str(out), "--job-dir", str(job)),
             start_new_session=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -159,7 +143,9 @@ def test_kill_9_then_resume_gives_the_same_pages_once_each(tmp_path):
         assert not out.exists()
         done_before = len((job / "records.jsonl").read_bytes().splitlines())
         assert done_before < 150
-        subprocess.run(_crawl_command(site.url, out, job), check=True, capture_output=True, timeout=300)
+        subprocess.run(
+            crawl_command(site.url, str(out), "--job-dir", str(job)), check=True, capture_output=True, timeout=300
+        )
     finally:
         site.shutdown()
         site.server_close()

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import redis
-from edge_site import Site, linear_routes
+from edge_site import Site, crawl_command, linear_routes
 from jsonl import read_jsonl
 
 from crawlers.options import CrawlOptions
@@ -35,25 +34,8 @@ def slow_site(pages: int, delay: float) -> Iterator[Site]:
 
 
 def worker_command(url: str, redis_url: str, out: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "corpusmill",
-        "crawl",
-        url,
-        "--out",
-        str(out),
-        "--fast",
-        "--max-depth",
-        "200",
-        "--concurrency",
-        "4",
-        "--redis",
-        redis_url,
-        "--worker-timeout",
-        "3",
-        *extra,
-    ]
+    shared = ["--concurrency", "4", "--redis", redis_url, "--worker-timeout", "3"]
+    return crawl_command(url, str(out), *shared, *extra)
 
 
 def start_worker(command: list[str]) -> subprocess.Popen:

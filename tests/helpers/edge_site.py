@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import time
 from collections import Counter
@@ -149,3 +150,8 @@ def linear_routes(pages: int, delay: float):
         return html(f"Page {number}", f"<p>Page {number} of the generated site has its own words.</p>" + links)
 
     return routes
+
+
+def crawl_command(url: str, out: str, *options: str) -> list[str]:
+    """``corpusmill crawl`` of a generated site: politeness off, every depth followed."""
+    return [sys.executable, "-m", "corpusmill", "crawl", url, "--out", out, "--fast", "--max-depth", "200", *options]
