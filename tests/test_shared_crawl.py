@@ -113,19 +113,23 @@ def test_killing_one_worker_mid_crawl_the_other_finishes_the_site(tmp_path, redi
     assert not client.exists(f"{key}:inflight:{doomed_id}")
 
 
-def test_page_limit_holds_across_workers(tmp_path, redis_url):
+def test_page_limit_holds_across_workers_and_a_late_worker_only_writes_the_output(tmp_path, redis_url):
     with slow_site(120, delay=0.02) as site:
         commands = [
-            worker_command(site.url, redis_url, tmp_path / f"{name}.jsonl", "--max-pages", "30") for name in "ab"
+            worker_command(site.url, redis_url, tmp_path / f"{name}.jsonl", "--max-pages", "30") for name in "abc"
         ]
-        workers = [start_worker(command) for command in commands]
+        workers = [start_worker(command) for command in commands[:2]]
         for worker in workers:
             finish(worker)
         fetches = {path: n for path, n in site.requests.items() if path != "/robots.txt"}
+        finish(start_worker(commands[2]))  # joins a finished crawl
+        fetches_after = {path: n for path, n in site.requests.items() if path != "/robots.txt"}
     assert len(fetches) == 30 and set(fetches.values()) == {1}
     assert len(read_jsonl(tmp_path / "a.jsonl")) == 30
     skipped = [r for r in read_jsonl(tmp_path / "a.rejects.jsonl") if r["reason"] == "max_pages"]
     assert skipped and len({r["url"] for r in skipped}) == len(skipped)  # reported once, not per worker
+    assert fetches_after == fetches
+    assert (tmp_path / "c.jsonl").read_bytes() == (tmp_path / "a.jsonl").read_bytes()
 
 
 def test_unreachable_redis_fails_in_one_line(tmp_path):
