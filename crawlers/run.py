@@ -96,7 +96,7 @@ def crawl(options: CrawlOptions, out: Path, job_dir: Path | None = None, console
         while child.is_alive():
             child.join(0.25)
             if console.is_terminal:
-                live.update(_progress_line(job / "progress.json", time.monotonic() - started), refresh=True)
+                live.update(progress_line(job / "progress.json", time.monotonic() - started), refresh=True)
     if child.exitcode != 0:
         raise CorpusmillError(
             f"{options.start_urls[0]}: crawl process failed (exit {child.exitcode}); log: {job / 'crawl.log'}"
@@ -146,7 +146,8 @@ def _why_nothing(job: Path) -> str:
     return f"crawl wrote 0 records ({summary})"
 
 
-def _progress_line(path: Path, elapsed: float) -> Text:
+def progress_line(path: Path, elapsed: float) -> Text:
+    """The live line under a crawl, from the child's ``progress.json`` (with the whole crawl's, if shared)."""
     try:
         progress = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -154,7 +155,13 @@ def _progress_line(path: Path, elapsed: float) -> Text:
     pages = progress.get("pages", 0)
     rejected = sum(v for k, v in progress.items() if k.startswith("rejected/"))
     rate = pages / max(progress.get("elapsed", elapsed), 1e-6)
-    return Text(
+    line = (
         f"crawling: {pages} pages, {progress.get('records', 0)} records "
         f"({progress.get('faq_pairs', 0)} FAQ pairs), {rejected} rejected, {rate:.1f} pages/s"
     )
+    if "crawl_done" in progress:
+        line += (
+            f" · shared crawl: {progress['crawl_done']}/{progress['crawl_claimed']} pages done, "
+            f"{progress['crawl_queued']} queued, {progress['crawl_workers']} workers"
+        )
+    return Text(line)

@@ -196,11 +196,17 @@ class SharedCrawlState:
     def heartbeat_interval(self) -> float:
         return self.timeout_ms / 4000
 
-    def heartbeat(self) -> None:
+    def heartbeat(self) -> dict[str, int]:
+        """Renew this worker's lease on life; the whole crawl's progress, for the progress line."""
         with self.redis.pipeline() as pipe:
             pipe.set(self.key(f"alive:{self.worker}"), 1, px=self.timeout_ms)
             pipe.sadd(self.key("workers"), self.worker)
-            pipe.execute()
+            pipe.hlen(self.key("done"))
+            pipe.scard(self.key("seen"))
+            pipe.llen(self.key("requests"))
+            pipe.scard(self.key("workers"))
+            *_, done, claimed, queued, workers = pipe.execute()
+        return {"done": done, "claimed": claimed, "queued": queued, "workers": workers}
 
     def reclaim_lost(self) -> int:
         """Requeue the leases of every worker whose heartbeat expired; how many requests."""
@@ -307,8 +313,12 @@ class SharedCrawlExtension:
 
     def opened(self, spider: Spider) -> None:
         state: SharedCrawlState = spider.state  # type: ignore[attr-defined]
-        self.loop = task.LoopingCall(state.heartbeat)
+        self.loop = task.LoopingCall(self.beat, state)
         self.loop.start(state.heartbeat_interval)
+
+    def beat(self, state: SharedCrawlState) -> None:
+        for name, value in state.heartbeat().items():
+            self.crawler.stats.set_value(f"corpusmill/crawl_{name}", value)
 
     def idle(self, spider: Spider) -> None:
         """Scrapy calls this again on its next heartbeat (5 s) while we raise ``DontCloseSpider``."""

@@ -17,6 +17,7 @@ from edge_site import Site, crawl_command, linear_routes
 from jsonl import read_jsonl
 
 from crawlers.options import CrawlOptions
+from crawlers.run import progress_line
 
 PAGES = 200
 PAGE_PATHS = {"/"} | {f"/p/{n}" for n in range(1, PAGES)}
@@ -68,7 +69,9 @@ def test_two_workers_split_a_site_and_fetch_every_page_exactly_once(tmp_path, re
     with slow_site(PAGES, delay=0.15) as site:
         key = CrawlOptions(start_urls=[site.url], max_depth=200).shared_key()
         client = redis.Redis.from_url(redis_url)
-        first = start_worker(worker_command(site.url, redis_url, tmp_path / "a.jsonl"))
+        first = start_worker(
+            worker_command(site.url, redis_url, tmp_path / "a.jsonl", "--job-dir", str(tmp_path / "job"))
+        )
         wait_until(lambda: client.hlen(f"{key}:done") >= 5, first)
         second = start_worker(worker_command(site.url, redis_url, tmp_path / "b.jsonl"))
         finish(first), finish(second)
@@ -79,6 +82,9 @@ def test_two_workers_split_a_site_and_fetch_every_page_exactly_once(tmp_path, re
     assert robots <= 3  # once per worker for its rules, once for sitemaps (shared fingerprint set)
     split = shared_stats(tmp_path / "a.jsonl")["pages_by_worker"]
     assert len(split) == 2 and min(split.values()) >= 10 and sum(split.values()) == PAGES
+    progress = json.loads((tmp_path / "job" / "progress.json").read_text())
+    assert 0 < progress["crawl_done"] <= progress["crawl_claimed"] <= PAGES  # the whole crawl, not one worker
+    assert "shared crawl:" in progress_line(tmp_path / "job" / "progress.json", 1.0).plain
     # Each worker writes the whole crawl: the same records, every page once.
     records = read_jsonl(tmp_path / "a.jsonl")
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
