@@ -39,7 +39,9 @@ def page(number: int, pages: int) -> bytes:
     ).encode()
 
 
-def serve(port_queue: multiprocessing.Queue, pages: int) -> None:
+def serve(port_queue: multiprocessing.Queue, pages: int, latency: float = 0.0) -> None:
+    """The generated site; every page answers after ``latency`` seconds (a remote server's delay)."""
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -52,6 +54,7 @@ def serve(port_queue: multiprocessing.Queue, pages: int) -> None:
             else:
                 number = 0 if self.path == "/" else int(self.path.rsplit("/", 1)[1])
                 body, status = page(number, pages), 200
+                time.sleep(latency)
             self.send_response(status)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
