@@ -14,7 +14,7 @@ planted. Measured, each with 2 workers:
 1. quality + exact dedup: our ``gopher`` + ``exact_dedup`` steps vs datatrove's
    GopherQualityFilter + GopherRepetitionFilter + ExactDedupSignature/FindDedups/Filter;
 2. near dedup: our ``near_dedup`` (numpy MinHash + LSH) vs datatrove's four MinHash stages;
-3. peak RSS of our quality + exact run at 1x and 10x the corpus (``--rss-scale``).
+3. peak RSS of both our runs at 1x and 10x the corpus (``--rss-scale``).
 
 Not a test; not run in CI.
 """
@@ -162,18 +162,19 @@ def main() -> None:
             )
         big = Path(tmp) / "big.jsonl"
         build_corpus(big, args.docs * args.rss_scale, seed=1)
-        child = subprocess.run(
-            [sys.executable, __file__, "--child", str(big), json.dumps(quality)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        large = json.loads(child.stdout.strip().splitlines()[-1])
-        small = results["quality+exact"][0]
-        print(
-            f"peak RSS quality+exact: {small['rss_mb']:.0f} MB at {args.docs} docs, {large['rss_mb']:.0f} MB at "
-            f"{args.docs * args.rss_scale} docs ({large['rss_mb'] / small['rss_mb']:.2f}x)"
-        )
+        for name, steps in (("quality+exact", quality), ("near-dedup", near)):
+            child = subprocess.run(
+                [sys.executable, __file__, "--child", str(big), json.dumps(steps)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            large = json.loads(child.stdout.strip().splitlines()[-1])
+            small = results[name][0]
+            print(
+                f"peak RSS {name}: {small['rss_mb']:.0f} MB at {args.docs} docs, {large['rss_mb']:.0f} MB at "
+                f"{args.docs * args.rss_scale} docs ({large['rss_mb'] / small['rss_mb']:.2f}x)"
+            )
 
 
 if __name__ == "__main__":

@@ -9,9 +9,13 @@ its ``group``, so the splitter keeps the cluster in one split.
 from __future__ import annotations
 
 import hashlib
+import tempfile
+from collections import Counter
 from collections.abc import Iterable
+from itertools import islice
 from typing import ClassVar, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from corpusmill.minhash import MinHasher, ShingleSettings, near_duplicate_clusters, normalise
@@ -48,6 +52,10 @@ class ExactDedup(DatasetStep):
                 yield record, None
 
 
+SIGNATURE_BATCH = 10_000
+"""Records hashed per numpy pass while spooling."""
+
+
 class NearDedupParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -68,26 +76,40 @@ class NearDedup(DatasetStep):
     Params: ClassVar[type[BaseModel]] = NearDedupParams
 
     def decide(self, records: Iterable[Record]) -> Iterable[tuple[Record, str | None]]:
+        """Two passes: signatures while the records are spooled to disk, then decisions on re-reading.
+
+        Only the signatures (``num_perm`` × 4 bytes) and ids stay in memory, not the records.
+        """
         params: NearDedupParams = self.params  # type: ignore[assignment]
-        records = list(records)
         settings = ShingleSettings(params.shingle, params.shingle_size, params.ignore_case, params.ignore_punctuation)
         hasher = MinHasher(settings, params.num_perm, params.seed)
-        roots, similarity = near_duplicate_clusters(hasher, [record.body for record in records], params.threshold)
-        sizes: dict[int, int] = {}
-        for root in roots:
-            sizes[root] = sizes.get(root, 0) + 1
-        for index, record in enumerate(records):
-            root = roots[index]
-            if sizes[root] == 1:
-                yield record, None
-                continue
-            record.meta["near_dup_cluster"] = records[root].id
-            if root != index:
-                record.meta["near_dup_similarity"] = round(similarity[index], 3)
-            if params.action == "cluster" or root == index:
-                if params.action == "cluster" and record.group is None:
-                    record.group = f"near-dup:{records[root].id}"
-                yield record, None
-            else:
-                record.meta["duplicate_of"] = records[root].id
-                yield record, "near_duplicate"
+        with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
+            ids: list[str] = []
+            signatures: list[np.ndarray] = []
+            stream = iter(records)
+            while batch := list(islice(stream, SIGNATURE_BATCH)):
+                spool.writelines(record.to_json() + "\n" for record in batch)
+                ids.extend(record.id for record in batch)
+                signatures.append(hasher.signatures([record.body for record in batch]))
+            if not ids:
+                return
+            roots, similarity = near_duplicate_clusters(np.concatenate(signatures), params.threshold)
+            del signatures
+            sizes = Counter(roots)
+            spool.seek(0)
+            for index, line in enumerate(spool):
+                record = Record.from_json(line)
+                root = roots[index]
+                if sizes[root] == 1:
+                    yield record, None
+                    continue
+                record.meta["near_dup_cluster"] = ids[root]
+                if root != index:
+                    record.meta["near_dup_similarity"] = round(similarity[index], 3)
+                if params.action == "cluster" or root == index:
+                    if params.action == "cluster" and record.group is None:
+                        record.group = f"near-dup:{ids[root]}"
+                    yield record, None
+                else:
+                    record.meta["duplicate_of"] = ids[root]
+                    yield record, "near_duplicate"

@@ -70,7 +70,8 @@ class MinHasher:
         return {zlib.crc32(joiner.join(units[i : i + n]).encode()) for i in range(max(1, len(units) - n + 1))}
 
     def signatures(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.empty((len(texts), self.num_perm), dtype=np.uint64)
+        """One row of ``num_perm`` minima per text, as uint32 (every value is below ``PRIME``)."""
+        out = np.empty((len(texts), self.num_perm), dtype=np.uint32)
         hashes: list[int] = []
         starts: list[int] = []
         first_doc = 0
@@ -85,17 +86,17 @@ class MinHasher:
         return out
 
 
-def near_duplicate_clusters(hasher: MinHasher, texts: Sequence[str], threshold: float) -> tuple[list[int], list[float]]:
-    """For each text, the index of its cluster's first member and its estimated similarity to it.
+def near_duplicate_clusters(signatures: np.ndarray, threshold: float) -> tuple[list[int], list[float]]:
+    """For each signature row, the index of its cluster's first member and its estimated similarity to it.
 
     LSH bands propose candidates; a candidate joins a cluster only when its estimated Jaccard
     similarity to the cluster's first member reaches ``threshold``.
     """
-    if not texts:
+    count, num_perm = signatures.shape
+    if count == 0:
         return [], []
-    signatures = hasher.signatures(texts)
-    bands, rows = optimal_bands(threshold, hasher.num_perm)
-    parent = list(range(len(texts)))
+    bands, rows = optimal_bands(threshold, num_perm)
+    parent = list(range(count))
 
     def find(i: int) -> int:
         while parent[i] != i:
@@ -106,13 +107,13 @@ def near_duplicate_clusters(hasher: MinHasher, texts: Sequence[str], threshold: 
     for band in range(bands):
         block = np.ascontiguousarray(signatures[:, band * rows : (band + 1) * rows])
         first: dict[bytes, int] = {}
-        for index in range(len(texts)):
+        for index in range(count):
             other = first.setdefault(block[index].tobytes(), index)
             if other == index:
                 continue
             root_a, root_b = find(other), find(index)
             if root_a != root_b and float(np.mean(signatures[root_a] == signatures[index])) >= threshold:
                 parent[max(root_a, root_b)] = min(root_a, root_b)
-    roots = [find(i) for i in range(len(texts))]
+    roots = [find(i) for i in range(count)]
     similarity = [float(np.mean(signatures[r] == signatures[i])) for i, r in enumerate(roots)]
     return roots, similarity

@@ -69,7 +69,7 @@ def leakage(records: Sequence[Record], splits: Sequence[str], settings: LeakageS
                 "similarity": 1.0,
             }
     hasher = MinHasher(ShingleSettings(settings.shingle, settings.shingle_size))
-    roots, _ = near_duplicate_clusters(hasher, [r.body for r in records], settings.threshold)
+    roots, _ = near_duplicate_clusters(hasher.signatures([r.body for r in records]), settings.threshold)
     members: dict[int, list[int]] = defaultdict(list)
     for index, root in enumerate(roots):
         members[root].append(index)
