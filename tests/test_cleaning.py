@@ -8,6 +8,7 @@ import random
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -28,7 +29,7 @@ from cleaning import (
 from corpusmill.cli import app
 from corpusmill.config import load_config
 from corpusmill.executor import LocalExecutor
-from corpusmill.minhash import MinHasher, ShingleSettings, optimal_bands
+from corpusmill.minhash import PRIME, MinHasher, ShingleSettings, optimal_bands
 from corpusmill.release import verify_release
 from corpusmill.schema import Record
 
@@ -61,6 +62,21 @@ def edit(sentence: str, rng: random.Random) -> str:
 
 def jaccard(a: set[int], b: set[int]) -> float:
     return len(a & b) / len(a | b)
+
+
+def test_minhash_signatures_are_the_plain_universal_hash_minima():
+    """The division-free permutation gives exactly min((a·x + b) mod PRIME) per text."""
+    hasher = MinHasher(ShingleSettings(kind="words", size=2), num_perm=64, seed=3)
+    prime = int(PRIME)
+    pairs = [(int(a), int(b)) for a, b in zip(hasher.a, hasher.b, strict=True)]
+    texts = ["where is my parcel", "", "x", "refund " * 300, "the card was declined at the shop twice"]
+    signatures = hasher.signatures(texts)
+    assert signatures.dtype == np.uint32 and signatures.shape == (len(texts), 64)
+    for text, row in zip(texts, signatures, strict=True):
+        assert row.tolist() == [min((a * x + b) % prime for x in hasher.shingles(text)) for a, b in pairs]
+    extremes = [0, 1, prime - 1, prime, 2**32 - 1]  # the fold and the final subtraction at their edges
+    permuted = hasher._permute(np.array(extremes, dtype=np.uint64))
+    assert permuted.tolist() == [[(a * x + b) % prime for x in extremes] for a, b in pairs]
 
 
 def test_near_dedup_finds_planted_paraphrases_with_high_precision_and_recall(shared_data):
