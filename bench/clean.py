@@ -116,6 +116,14 @@ def ours(data: Path, steps: list[dict]) -> tuple[float, float, int]:
     return elapsed, peak, reports[-1].stats.counts["kept"]
 
 
+def ours_in_child(data: Path, steps: list[dict]) -> dict:
+    """:func:`ours` in a fresh process, so its peak RSS is its own."""
+    child = subprocess.run(
+        [sys.executable, __file__, "--child", str(data), json.dumps(steps)], capture_output=True, text=True, check=True
+    )
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--docs", type=int, default=100_000)
@@ -139,13 +147,7 @@ def main() -> None:
             (shards / f"corpus-{index}.jsonl").write_text("".join(lines[index::2]), encoding="utf-8")
         results = {}
         for name, steps in (("quality+exact", quality), ("near-dedup", near)):
-            child = subprocess.run(
-                [sys.executable, __file__, "--child", str(data), json.dumps(steps)],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            mine = json.loads(child.stdout.strip().splitlines()[-1])
+            mine = ours_in_child(data, steps)
             mode = "quality" if name == "quality+exact" else "minhash"
             theirs = subprocess.run(
                 [args.datatrove_python, "-c", DATATROVE, mode, str(shards), str(Path(tmp) / f"dt-{mode}")],
@@ -163,13 +165,7 @@ def main() -> None:
         big = Path(tmp) / "big.jsonl"
         build_corpus(big, args.docs * args.rss_scale, seed=1)
         for name, steps in (("quality+exact", quality), ("near-dedup", near)):
-            child = subprocess.run(
-                [sys.executable, __file__, "--child", str(big), json.dumps(steps)],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            large = json.loads(child.stdout.strip().splitlines()[-1])
+            large = ours_in_child(big, steps)
             small = results[name][0]
             print(
                 f"peak RSS {name}: {small['rss_mb']:.0f} MB at {args.docs} docs, {large['rss_mb']:.0f} MB at "
