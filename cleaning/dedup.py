@@ -9,10 +9,13 @@ its ``group``, so the splitter keeps the cluster in one split.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
 import tempfile
-from collections import Counter
-from collections.abc import Iterable
-from itertools import islice
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from itertools import chain, islice
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -69,6 +72,9 @@ class NearDedupParams(BaseModel):
     action: Literal["drop", "cluster"] = "drop"
     ignore_case: bool = True
     ignore_punctuation: bool = True
+    workers: int | None = Field(default=None, ge=1)
+    """Processes computing signatures on inputs over one batch (default: every core); the
+    decisions do not depend on it."""
 
 
 @register("near_dedup")
@@ -85,12 +91,15 @@ class NearDedup(DatasetStep):
         hasher = MinHasher(settings, params.num_perm, params.seed)
         with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
             ids: list[str] = []
-            signatures: list[np.ndarray] = []
-            stream = iter(records)
-            while batch := list(islice(stream, SIGNATURE_BATCH)):
-                spool.writelines(record.to_json() + "\n" for record in batch)
-                ids.extend(record.id for record in batch)
-                signatures.append(hasher.signatures([record.body for record in batch]))
+
+            def spooled_texts() -> Iterator[list[str]]:
+                stream = iter(records)
+                while batch := list(islice(stream, SIGNATURE_BATCH)):
+                    spool.writelines(record.to_json() + "\n" for record in batch)
+                    ids.extend(record.id for record in batch)
+                    yield [record.body for record in batch]
+
+            signatures = list(self._signatures(hasher, spooled_texts()))
             if not ids:
                 return
             roots, similarity = near_duplicate_clusters(np.concatenate(signatures), params.threshold)
@@ -113,3 +122,20 @@ class NearDedup(DatasetStep):
                 else:
                     record.meta["duplicate_of"] = ids[root]
                     yield record, "near_duplicate"
+
+    def _signatures(self, hasher: MinHasher, batches: Iterator[list[str]]) -> Iterator[np.ndarray]:
+        """Each batch's signatures in order: in worker processes once there are two batches or more."""
+        workers = self.params.workers or os.cpu_count() or 1  # type: ignore[attr-defined]
+        head = list(islice(batches, 2))
+        if len(head) < 2 or workers == 1:
+            yield from map(hasher.signatures, chain(head, batches))
+            return
+        context = multiprocessing.get_context("forkserver")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            pending: deque[Future[np.ndarray]] = deque()
+            for texts in chain(head, batches):
+                pending.append(pool.submit(hasher.signatures, texts))
+                if len(pending) > 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()

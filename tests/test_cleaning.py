@@ -79,6 +79,22 @@ def test_minhash_signatures_are_the_plain_universal_hash_minima():
     assert permuted.tolist() == [[(a * x + b) % prime for x in extremes] for a, b in pairs]
 
 
+def test_near_dedup_decides_the_same_with_signatures_from_worker_processes(shared_data, monkeypatch):
+    import cleaning.dedup
+
+    monkeypatch.setattr(cleaning.dedup, "SIGNATURE_BATCH", 64)  # several batches: the pool is used
+    rng = random.Random(9)
+    texts = banking_texts(shared_data)[:300]
+    texts += [edit(text, rng) for text in rng.sample(texts, 100)]
+    outcomes = []
+    for workers in (1, 2):
+        step = NearDedup(shingle="chars", shingle_size=4, threshold=0.5, workers=workers)
+        kept = [record.to_json() for record in step.run([rec(i, t) for i, t in enumerate(texts)])]
+        outcomes.append((kept, [reject.to_dict() for reject in step.rejects]))
+    assert outcomes[0] == outcomes[1]
+    assert len(outcomes[0][1]) >= 50  # the planted edits were found
+
+
 def test_near_dedup_finds_planted_paraphrases_with_high_precision_and_recall(shared_data):
     rng = random.Random(5)
     hasher = MinHasher(ShingleSettings(kind="chars", size=4))
