@@ -99,10 +99,14 @@ class NearDedup(DatasetStep):
                     ids.extend(record.id for record in batch)
                     yield [record.body for record in batch]
 
-            signatures = list(self._signatures(hasher, spooled_texts()))
-            if not ids:
-                return
-            roots, similarity = near_duplicate_clusters(np.concatenate(signatures), params.threshold)
+            with tempfile.TemporaryFile() as signature_file:  # read back as one array: no concatenation copy
+                for batch_signatures in self._signatures(hasher, spooled_texts()):
+                    signature_file.write(batch_signatures.tobytes())
+                if not ids:
+                    return
+                signature_file.seek(0)
+                signatures = np.fromfile(signature_file, dtype=np.uint32).reshape(len(ids), params.num_perm)
+            roots, similarity = near_duplicate_clusters(signatures, params.threshold)
             del signatures
             sizes = Counter(roots)
             spool.seek(0)
