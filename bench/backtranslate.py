@@ -32,8 +32,8 @@ VOCAB = 58_101
 def full_size_marian(out: Path, source_lang: str, target_lang: str, length: int) -> Path:
     """An opus-mt-en-de-shaped model with random weights and a working MarianTokenizer."""
     import torch
-    from tiny_marian import load_pairs, marian_config, train_marian
-    from transformers import MarianMTModel, MarianTokenizer
+    from tiny_marian import load_pairs, marian_config, marian_tokenizer, train_marian
+    from transformers import MarianMTModel
 
     small = train_marian(load_pairs(SHARED, 2000), out / "_tok", source_lang, target_lang, steps=1)
     vocab = json.loads((small / "vocab.json").read_text())
@@ -46,13 +46,7 @@ def full_size_marian(out: Path, source_lang: str, target_lang: str, length: int)
     (out / "vocab.json").write_text(json.dumps(vocab))
     for name in ("source.spm", "target.spm"):
         (out / name).write_bytes((small / name).read_bytes())
-    tokenizer = MarianTokenizer(
-        source_spm=str(out / "source.spm"),
-        target_spm=str(out / "target.spm"),
-        vocab=str(out / "vocab.json"),
-        source_lang=source_lang,
-        target_lang=target_lang,
-    )
+    tokenizer = marian_tokenizer(out, source_lang, target_lang)
     config = marian_config(VOCAB, d_model=512, layers=6, heads=8, ffn=2048, positions=512)
     torch.manual_seed(0)
     model = MarianMTModel(config)

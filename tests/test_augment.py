@@ -6,6 +6,7 @@ import json
 import time
 
 import pytest
+from tiny_marian import backtranslate_params
 
 from augment import BackTranslate, EasyDataAugmenter
 from augment.quality import QualityFilter, QualityParams
@@ -34,20 +35,8 @@ def rec(i, text=None, split="train", **kw) -> Record:
 
 
 def step(tiny_marian, tmp_path, **params) -> BackTranslate:
-    forward, backward = tiny_marian
-    defaults = {
-        "pivots": [{"language": "de", "forward": str(forward), "backward": str(backward)}],
-        "cache_dir": str(tmp_path / "cache"),
-        "decoding": "greedy",
-        "quality": {
-            "similarity": "chrf",
-            "min_similarity": 0.0,
-            "check_language": False,
-            "min_length_ratio": 0.1,
-            "max_length_ratio": 10,
-            "drop_identical": False,
-        },
-    }
+    defaults = backtranslate_params(tiny_marian, tmp_path / "cache", drop_identical=False)
+    del defaults["step"]
     return BackTranslate(seed=3, **{**defaults, **params})
 
 
@@ -209,20 +198,7 @@ def test_synonyms_need_wordnet_and_say_so():
 def test_augmenting_validation_needs_force_and_the_card_flags_it(tiny_marian, tmp_path, make_config):
     rows = [{"text": t, "label": "a" if i % 2 else "b"} for i, t in enumerate(SENTENCES * 5)]
     (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    forward, backward = tiny_marian
-    augment = {
-        "step": "backtranslate",
-        "decoding": "greedy",
-        "cache_dir": str(tmp_path / "cache"),
-        "pivots": [{"language": "de", "forward": str(forward), "backward": str(backward)}],
-        "quality": {
-            "similarity": "chrf",
-            "min_similarity": 0.0,
-            "check_language": False,
-            "min_length_ratio": 0.1,
-            "max_length_ratio": 10,
-        },
-    }
+    augment = backtranslate_params(tiny_marian, tmp_path / "cache")
     source = [{"type": "jsonl", "path": "in.jsonl", "label": "label"}]
     bad = make_config(tmp_path, sources=source, augment=[{**augment, "splits": ["train", "validation"]}])
     with pytest.raises(ConfigError, match=r"augment\[0\]: .*set force: true"):

@@ -6,8 +6,24 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from test_build import banking_sources, data_files
+from tiny_marian import backtranslate_params
+
+
+def build(config: Path, executor: str) -> Path:
+    """``corpusmill build`` with ``--executor``; the release directory."""
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    result = subprocess.run(
+        [sys.executable, "-m", "corpusmill", "build", str(config), "--workers", "2", "--executor", executor],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return config.parent / "releases" / "test" / "1.0.0"
 
 
 def test_ray_build_is_byte_identical_to_the_local_build(shared_data, tmp_path, make_config):
@@ -18,16 +34,7 @@ def test_ray_build_is_byte_identical_to_the_local_build(shared_data, tmp_path, m
         directory = tmp_path / executor
         directory.mkdir()
         config = make_config(directory, sources=banking_sources(shared_data), clean=clean, augment=augment)
-        env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
-        result = subprocess.run(
-            [sys.executable, "-m", "corpusmill", "build", str(config), "--workers", "2", "--executor", executor],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            env=env,
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
-        releases[executor] = directory / "releases" / "test" / "1.0.0"
+        releases[executor] = build(config, executor)
     assert data_files(releases["ray"]) == data_files(releases["local"])
     manifests = {k: json.loads((v / "manifest.json").read_text()) for k, v in releases.items()}
     assert manifests["ray"]["accounting"] == manifests["local"]["accounting"]
@@ -36,21 +43,6 @@ def test_ray_build_is_byte_identical_to_the_local_build(shared_data, tmp_path, m
 
 def test_model_steps_run_in_ray_actors_with_the_same_bytes(tiny_marian, tmp_path, make_config):
     sentences = ["I am very happy.", "Where is the station?", "Tom is tired.", "I like dogs.", "It is cold today."]
-    forward, backward = tiny_marian
-    augment = [
-        {
-            "step": "backtranslate",
-            "decoding": "greedy",
-            "pivots": [{"language": "de", "forward": str(forward), "backward": str(backward)}],
-            "quality": {
-                "similarity": "chrf",
-                "min_similarity": 0.0,
-                "check_language": False,
-                "min_length_ratio": 0.1,
-                "max_length_ratio": 10,
-            },
-        }
-    ]
     releases = {}
     for executor in ("local", "ray"):
         directory = tmp_path / executor
@@ -58,19 +50,10 @@ def test_model_steps_run_in_ray_actors_with_the_same_bytes(tiny_marian, tmp_path
         (directory / "in.jsonl").write_text(
             "".join(json.dumps({"text": f"{s} ({i})", "label": str(i % 2)}) + "\n" for i, s in enumerate(sentences * 8))
         )
-        own_cache = [{**augment[0], "cache_dir": str(directory / "cache")}]  # nothing shared between the runs
+        own_cache = backtranslate_params(tiny_marian, directory / "cache")  # nothing shared between the runs
         config = make_config(
-            directory, sources=[{"type": "jsonl", "path": "in.jsonl", "label": "label"}], augment=own_cache
+            directory, sources=[{"type": "jsonl", "path": "in.jsonl", "label": "label"}], augment=[own_cache]
         )
-        env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
-        result = subprocess.run(
-            [sys.executable, "-m", "corpusmill", "build", str(config), "--workers", "2", "--executor", executor],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            env=env,
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
-        releases[executor] = directory / "releases" / "test" / "1.0.0"
+        releases[executor] = build(config, executor)
     assert data_files(releases["ray"]) == data_files(releases["local"])
     assert json.loads((releases["ray"] / "manifest.json").read_text())["accounting"]["augmented_records"] > 0

@@ -13,6 +13,39 @@ def load_pairs(shared: Path, limit: int = 5000) -> list[tuple[str, str]]:
     return [tuple(line.split("\t")) for line in lines[1 : limit + 1]]  # type: ignore[misc]
 
 
+def marian_tokenizer(directory: Path, source_lang: str, target_lang: str):  # type: ignore[no-untyped-def]
+    """The MarianTokenizer over ``source.spm``, ``target.spm`` and ``vocab.json`` in ``directory``."""
+    from transformers import MarianTokenizer
+
+    return MarianTokenizer(
+        source_spm=str(directory / "source.spm"),
+        target_spm=str(directory / "target.spm"),
+        vocab=str(directory / "vocab.json"),
+        source_lang=source_lang,
+        target_lang=target_lang,
+    )
+
+
+def backtranslate_params(pair: tuple[Path, Path], cache_dir: Path, **quality: object) -> dict:
+    """A greedy en→de→en ``backtranslate`` step over the tiny pair, its quality filter loose enough
+    for the tiny model's rough output (``quality`` overrides)."""
+    forward, backward = pair
+    return {
+        "step": "backtranslate",
+        "decoding": "greedy",
+        "cache_dir": str(cache_dir),
+        "pivots": [{"language": "de", "forward": str(forward), "backward": str(backward)}],
+        "quality": {
+            "similarity": "chrf",
+            "min_similarity": 0.0,
+            "check_language": False,
+            "min_length_ratio": 0.1,
+            "max_length_ratio": 10,
+            **quality,
+        },
+    }
+
+
 def marian_config(vocab_size: int, d_model: int, layers: int, heads: int, ffn: int, positions: int):  # type: ignore[no-untyped-def]
     """A MarianConfig the way the opus-mt releases set it: <pad> last (and the decoder start),
     ``</s>`` = 0, swish, scaled embeddings."""
@@ -44,7 +77,7 @@ def train_marian(
     """Train ``source → target`` on ``pairs`` (given as (source, target)) and save to ``out``."""
     import sentencepiece as spm
     import torch
-    from transformers import MarianMTModel, MarianTokenizer
+    from transformers import MarianMTModel
 
     torch.manual_seed(seed)
     random.seed(seed)
@@ -74,13 +107,7 @@ def train_marian(
             vocab.setdefault(processor.id_to_piece(i), len(vocab))
     vocab["<pad>"] = len(vocab)
     (out / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
-    tokenizer = MarianTokenizer(
-        source_spm=str(out / "source.spm"),
-        target_spm=str(out / "target.spm"),
-        vocab=str(out / "vocab.json"),
-        source_lang=source_lang,
-        target_lang=target_lang,
-    )
+    tokenizer = marian_tokenizer(out, source_lang, target_lang)
     pad = vocab["<pad>"]
     config = marian_config(len(vocab), d_model=64, layers=2, heads=4, ffn=128, positions=128)
     model = MarianMTModel(config)
