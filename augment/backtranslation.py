@@ -24,15 +24,16 @@ from augment.translate import (
 from corpusmill.registry import register
 from corpusmill.schema import Record
 from corpusmill.steps import Augmenter
+from corpusmill.validators import PathOrName
 
 
 class Pivot(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     language: str = "de"
-    forward: str = "Helsinki-NLP/opus-mt-en-de"
+    forward: PathOrName = "Helsinki-NLP/opus-mt-en-de"
     """Hub id or local directory of the source → pivot model."""
-    backward: str = "Helsinki-NLP/opus-mt-de-en"
+    backward: PathOrName = "Helsinki-NLP/opus-mt-de-en"
     forward_token: str | None = None
     """Target token a multilingual forward model needs (``>>fr<<`` for opus-mt-en-ROMANCE)."""
     backward_token: str | None = None

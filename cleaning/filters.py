@@ -4,9 +4,11 @@ from the released data without recomputing (the NeMo-Curator split of score and 
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter
 from typing import ClassVar
 
+import regex
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from corpusmill.langid import detect_language
@@ -214,26 +216,39 @@ class RegexDenyParams(BaseModel):
 
     patterns: list[str] = Field(min_length=1)
     ignore_case: bool = True
+    timeout: float = Field(default=1.0, gt=0)
+    """Seconds all patterns together may spend on one record; past it the record is rejected as
+    ``regex_timeout`` (a pattern like ``^(a+)+$`` backtracks for hours on a short text)."""
 
     _regexes = field_validator("patterns")(check_regexes)
 
 
 @register("regex_deny")
 class RegexDeny(Filter):
-    """Drops records matching any pattern; ``meta.denied_by`` names the pattern."""
+    """Drops records matching any pattern; ``meta.denied_by`` names the pattern.
+
+    Matching uses the ``regex`` package for its ``timeout``: Python's ``re`` cannot be stopped,
+    so one hostile pattern would hang the build.
+    """
 
     Params: ClassVar[type[BaseModel]] = RegexDenyParams
     lazy_attributes = ("compiled",)
 
     def setup(self) -> None:
         params: RegexDenyParams = self.params  # type: ignore[assignment]
-        flags = re.IGNORECASE if params.ignore_case else 0
-        self.compiled = [re.compile(p, flags) for p in params.patterns]
+        flags = regex.IGNORECASE if params.ignore_case else 0
+        self.compiled = [regex.compile(p, flags) for p in params.patterns]
 
     def keep(self, record: Record) -> bool | tuple[bool, str]:
         body = record.body
+        deadline = time.monotonic() + self.params.timeout  # type: ignore[attr-defined]
         for pattern in self.compiled:
-            if pattern.search(body):
+            try:
+                found = pattern.search(body, timeout=max(deadline - time.monotonic(), 1e-3))
+            except TimeoutError:
+                record.meta["regex_timeout"] = pattern.pattern
+                return False, "regex_timeout"
+            if found:
                 record.meta["denied_by"] = pattern.pattern
                 return False, "denied_pattern"
         return True

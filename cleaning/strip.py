@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from cleaning.base import TextMapper, TextParams
 from corpusmill.registry import register
 from corpusmill.schema import Record
+from corpusmill.validators import PathOrName
 
 URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"']+", re.I)
 EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
@@ -34,7 +35,7 @@ class StripParams(TextParams):
     """Symbols and emoji; letters, digits and ordinary punctuation stay."""
     digits: bool = False
     lowercase: bool = False
-    stopwords: Literal["none", "spacy", "nltk"] | str = "none"
+    stopwords: Literal["none", "spacy", "nltk"] | PathOrName = "none"
     """``spacy`` (built-in English list), ``nltk`` (needs its stopwords data) or a file, one word a line."""
 
 

@@ -14,6 +14,7 @@ from corpusmill import __version__
 from corpusmill.config import load_config
 from corpusmill.errors import CorpusmillError, InputError
 from corpusmill.executor import BuildResult, LocalExecutor
+from corpusmill.steps import PipelineStep
 
 app = typer.Typer(
     help="Crawl, import, clean, split and augment text into versioned training releases.",
@@ -223,15 +224,23 @@ def import_(
                 reader.rejects.clear()
             for reject in reader.rejects:
                 rejects.write(json.dumps(reject.to_dict(), ensure_ascii=False, sort_keys=True) + "\n")
+            if not reader.stats.counts["kept"]:
+                raise InputError(
+                    str(source),
+                    f"nothing imported: all {reader.stats.counts['total']} rows were rejected ({_reasons(reader)})",
+                )
     except CorpusmillError as exc:
         raise _fail(exc) from None
     counts = reader.stats.counts
-    dropped = ", ".join(f"{reason}: {n}" for reason, n in reader.stats.dropped_by_reason.items()) or "none"
     out_console.print(
-        f"{reader.format}: {counts['total']} rows in, {counts['kept']} records out, rejected: {dropped}",
+        f"{reader.format}: {counts['total']} rows in, {counts['kept']} records out, rejected: {_reasons(reader)}",
         highlight=False,
     )
     out_console.print(f"Records: {out}\nRejects: {rejects_path}", highlight=False)
+
+
+def _reasons(step: PipelineStep) -> str:
+    return ", ".join(f"{reason}: {n}" for reason, n in step.stats.dropped_by_reason.items()) or "none"
 
 
 DEFAULT_CLEAN = [
@@ -513,10 +522,16 @@ def serve(
         bool, typer.Option(help="Let crawl jobs reach loopback and private addresses.")
     ] = False,
     max_jobs: Annotated[int, typer.Option(min=1, help="Jobs running at once.")] = 1,
+    public_docs: Annotated[bool, typer.Option(help="Serve /docs and /openapi.json without the token.")] = False,
 ) -> None:
-    """Run the HTTP API (OpenAPI docs at /docs); every endpoint but /health needs the token."""
+    """Run the HTTP API (OpenAPI docs at /docs); every endpoint but /health needs the token.
+
+    Without a configured token one is generated and printed with a ready URL (as Jupyter does);
+    on loopback, requests must name the bound address in ``Host`` (no DNS rebinding).
+    """
     import ipaddress
     import os
+    import secrets
 
     import uvicorn
 
@@ -534,8 +549,21 @@ def serve(
             highlight=False,
         )
         raise typer.Exit(2)
+    if not token:
+        token = secrets.token_urlsafe(24)
+        shown = f"[{host}]" if ":" in host else host
+        console.print(f"corpusmill service token: {token}", highlight=False, soft_wrap=True)
+        console.print(f"open http://{shown}:{port}/docs?token={token}", highlight=False, soft_wrap=True)
+    allowed_hosts = {host.strip("[]"), "localhost", "127.0.0.1", "::1"} if loopback else None
     workspace.mkdir(parents=True, exist_ok=True)
-    app_ = create_app(workspace, token or None, allow_private_targets, max_jobs)
+    app_ = create_app(
+        workspace,
+        token,
+        allow_private_targets,
+        max_jobs,
+        allowed_hosts=allowed_hosts,
+        public_docs=public_docs,
+    )
     uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 

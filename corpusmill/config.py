@@ -8,6 +8,7 @@ value is reported as e.g. ``clean[1].min_chars: Input should be a valid integer`
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,8 +19,12 @@ from corpusmill.errors import ConfigError
 from corpusmill.registry import get_step
 from corpusmill.schema import dotted_path
 from corpusmill.steps import Augmenter, PipelineStep, Reader, Splitter
+from corpusmill.validators import PathOrName, nesting_depth_over, outside, path_values
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+MAX_NESTING = 32
+"""Lists and mappings nested deeper than this are refused: no real config needs it, and deep
+nesting is how a hostile config exhausts the parser's stack."""
 
 
 class StepSpec(BaseModel):
@@ -42,6 +47,8 @@ class SourceSpec(BaseModel):
     type: str
     dataset: str | None = None
     on_error: str = "raise"
+    path: PathOrName | None = None
+    """The file or directory the source reads (relative to the config file)."""
 
     @field_validator("dataset")
     @classmethod
@@ -59,7 +66,8 @@ class SourceSpec(BaseModel):
 
     @property
     def step_params(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
+        extra = dict(self.model_extra or {})
+        return extra if self.path is None else {**extra, "path": self.path}
 
 
 class SplitSpec(BaseModel):
@@ -171,6 +179,38 @@ class BuildConfig(BaseModel):
         ]
         return label_steps(steps)  # type: ignore[return-value]
 
+    def step_sections(self) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
+        """``(key path, step kind, step name, parameters)`` of every step the config names."""
+        for index, source in enumerate(self.sources):
+            yield f"sources[{index}]", "source", source.type, source.step_params
+        for index, spec in enumerate(self.clean):
+            yield f"clean[{index}]", "clean", spec.step, spec.step_params
+        yield "split", "split", self.split.method, self.split.step_params
+        for index, spec in enumerate(self.augment):
+            yield f"augment[{index}]", "augment", spec.step, spec.step_params
+
+    def params_models(self) -> Iterator[tuple[str, BaseModel]]:
+        """Every step's parameters parsed by its own ``Params`` model (nothing is opened or loaded),
+        with the key path it was written at: what generic checks walk."""
+        for key, kind, name, params in self.step_sections():
+            cls = _step_class(kind, name, key)
+            try:
+                yield key, cls.Params.model_validate(params)
+            except ValidationError as exc:
+                raise _params_error(key, exc) from None
+
+    def confine_paths(self, root: Path) -> None:
+        """Refuse any path the config sets (``Path`` fields and fields marked ``LocalPath``, in the
+        config and in every step's parameters) that resolves outside ``root`` after symlinks.
+
+        Found from the models' types, so a new step's path parameter is covered with no edit here;
+        checked before any step is built, so nothing outside is opened or even tested for existence.
+        """
+        for prefix, model in [("", self), *self.params_models()]:
+            for key, value in path_values(model, prefix):
+                if outside(root, self.base_dir, value):
+                    raise ConfigError("config", key, "must stay inside the workspace (after following symlinks)")
+
     def validate_steps(self) -> None:
         """Build every step once so that bad step parameters fail before any work starts."""
         self.make_readers()
@@ -204,18 +244,27 @@ def load_clean_steps(path: Path) -> list[PipelineStep]:
     return label_steps(steps)
 
 
-def make_step(kind: str, name: str, path: str, params: dict[str, Any], **fixed: Any) -> PipelineStep:
+def _step_class(kind: str, name: str, path: str) -> type[PipelineStep]:
     name_key = {"source": "type", "split": "method"}.get(kind, "step")
     try:
-        cls = get_step(kind, name)
+        return get_step(kind, name)
     except KeyError as exc:
         raise ConfigError("config", f"{path}.{name_key}", str(exc.args[0])) from None
+
+
+def _params_error(path: str, exc: ValidationError) -> ConfigError:
+    err = exc.errors()[0]
+    key = dotted_path(err["loc"])
+    msg = "unknown key" if err["type"] == "extra_forbidden" else _clean_msg(err["msg"])
+    return ConfigError("config", f"{path}.{key}" if key else path, msg)
+
+
+def make_step(kind: str, name: str, path: str, params: dict[str, Any], **fixed: Any) -> PipelineStep:
+    cls = _step_class(kind, name, path)
     try:
         return cls(**fixed, **params)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        key = dotted_path(err["loc"])
-        raise ConfigError("config", f"{path}.{key}" if key else path, _clean_msg(err["msg"])) from None
+        raise _params_error(path, exc) from None
     except TypeError as exc:
         raise ConfigError("config", path, str(exc)) from None
 
@@ -233,8 +282,11 @@ def _clean_msg(msg: str) -> str:
     return msg.removeprefix("Value error, ")
 
 
-def load_config(path: Path) -> BuildConfig:
-    """Parse and validate a build config; raise :class:`ConfigError` with the key path."""
+def load_config(path: Path, workspace: Path | None = None) -> BuildConfig:
+    """Parse and validate a build config; raise :class:`ConfigError` with the key path.
+
+    With ``workspace``, every path in it must resolve inside that directory (service jobs).
+    """
     where = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -246,6 +298,16 @@ def load_config(path: Path) -> BuildConfig:
         mark = getattr(exc, "problem_mark", None)
         line = f"line {mark.line + 1}: " if mark else ""
         raise ConfigError(where, "", f"{line}invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    except RecursionError:
+        raise ConfigError(where, "", f"nested deeper than {MAX_NESTING} levels") from None
+    return parse_config(data, where, path.resolve().parent, workspace)
+
+
+def parse_config(data: Any, where: str, base_dir: Path, workspace: Path | None = None) -> BuildConfig:
+    """Validate a parsed build config whose relative paths resolve against ``base_dir``."""
+    deep = nesting_depth_over(data, MAX_NESTING)
+    if deep is not None:
+        raise ConfigError(where, deep, f"nested deeper than {MAX_NESTING} levels")
     if not isinstance(data, dict):
         raise ConfigError(where, "", "must be a YAML mapping with sources, clean, split, augment, release")
     try:
@@ -254,8 +316,10 @@ def load_config(path: Path) -> BuildConfig:
         err = exc.errors()[0]
         msg = "unknown key" if err["type"] == "extra_forbidden" else _clean_msg(err["msg"])
         raise ConfigError(where, dotted_path(err["loc"]), msg) from None
-    config.base_dir = path.resolve().parent
+    config.base_dir = base_dir
     try:
+        if workspace is not None:
+            config.confine_paths(workspace)
         config.validate_steps()
     except ConfigError as exc:
         raise exc.at(where) from None

@@ -37,6 +37,7 @@ from corpusmill import __version__
 from corpusmill.config import BuildConfig
 from corpusmill.errors import InputError, ReleaseError
 from corpusmill.io import atomic_directory, count_lines, read_records, sha256_file, sha256_json, write_json
+from corpusmill.processes import FileLock, die_with_parent
 from corpusmill.schema import Record
 from corpusmill.steps import PipelineStep, RecordStep, StepStats
 
@@ -96,6 +97,7 @@ _WORKER_STEPS: list[RecordStep] = []
 
 def _init_worker(steps: list[RecordStep]) -> None:
     global _WORKER_STEPS
+    die_with_parent()
     _WORKER_STEPS = steps
 
 
@@ -268,7 +270,23 @@ class LocalExecutor(StepRunner):
     # -- public ------------------------------------------------------------------------------
 
     def build(self) -> BuildResult:
-        from corpusmill.release import existing_release_key, write_release
+        """Build under two locks, the release's and the work dir's (in that order): builds of one
+        release or one work dir never run side by side; a second one waits, then resumes or finds
+        the release up to date."""
+        release_dir = self.config.release_dir
+        console = self.console
+        with (
+            FileLock(release_dir.parent / f".{release_dir.name}.lock").acquire(
+                on_wait=lambda: console.print(f"waiting for another build of {release_dir}…")
+            ),
+            FileLock(self.work_dir / ".lock").acquire(
+                on_wait=lambda: console.print(f"waiting for another build using {self.work_dir}…")
+            ),
+        ):
+            return self._build_locked()
+
+    def _build_locked(self) -> BuildResult:
+        from corpusmill.release import existing_release_key, verify_release, write_release
 
         config = self.config
         release_dir = config.release_dir
@@ -282,6 +300,10 @@ class LocalExecutor(StepRunner):
         )
         if release_dir.exists():
             if existing_release_key(release_dir) == key:
+                try:
+                    verify_release(release_dir)
+                except ReleaseError as exc:
+                    raise ReleaseError(f"{release_dir}: release exists but does not verify: {exc}") from None
                 return BuildResult(release_dir=release_dir, up_to_date=True)
             raise ReleaseError(
                 f"{release_dir}: release already exists and was built from other inputs or config; "

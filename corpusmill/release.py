@@ -34,7 +34,7 @@ from rich.console import Console
 
 from corpusmill import __version__
 from corpusmill.config import BuildConfig
-from corpusmill.errors import ReleaseError
+from corpusmill.errors import CorpusmillError, ReleaseError
 from corpusmill.io import atomic_directory, count_lines, read_records, sha256_file, sha256_json, write_json
 from corpusmill.schema import Record, arrow_schema, to_row
 
@@ -110,6 +110,8 @@ def write_release(
     ordered = {name: summaries[name] for name in order}
     for name in config.make_splitter().split_names:
         ordered.setdefault(name, SplitSummary(name))
+    if not summaries:
+        raise ReleaseError(f"{release_dir}: no records left to release (every input record was rejected)")
     schema = arrow_schema(multi_label)
 
     release_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -167,6 +169,7 @@ def write_release(
             "files": _checksums(tmp),
         }
         write_json(tmp / MANIFEST, manifest)
+        verify_release(tmp)  # published only whole and verified
     return manifest
 
 
@@ -351,7 +354,13 @@ def _library_versions() -> dict[str, str]:
 
 
 def verify_release(release_dir: Path) -> dict[str, Any]:
-    """Recompute every checksum and count; raise :class:`ReleaseError` at the first mismatch."""
+    """Recompute every checksum and count, and re-read every record; raise :class:`ReleaseError`
+    (one line) at the first mismatch.
+
+    The parquet shards and the JSONL mirror are compared record by record, so an edited record
+    is caught even when its file's sha256 was updated in the manifest. Every path the manifest
+    names must stay inside the release.
+    """
     manifest_path = release_dir / MANIFEST
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -359,27 +368,43 @@ def verify_release(release_dir: Path) -> dict[str, Any]:
         raise ReleaseError(f"{manifest_path}: cannot read: {exc.strerror}") from None
     except ValueError as exc:
         raise ReleaseError(f"{manifest_path}: not valid JSON: {exc}") from None
+    try:
+        _verify(release_dir, manifest)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        detail = f"missing key {exc.args[0]!r}" if isinstance(exc, KeyError) else f"malformed ({exc})"
+        raise ReleaseError(f"{manifest_path}: not a corpusmill manifest: {detail}") from None
+    except (OSError, pa.ArrowException) as exc:
+        raise ReleaseError(f"{release_dir}: unreadable release file: {exc}") from None
+    return manifest
 
+
+def _inside(release_dir: Path, name: str) -> Path:
+    """The release file ``name`` names, refused when it would lie outside the release."""
+    if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in Path(name).parts:
+        raise ReleaseError(f"{release_dir / MANIFEST}: file path {name!r} lies outside the release")
+    path = release_dir / name
+    if not path.resolve().is_relative_to(release_dir.resolve()):
+        raise ReleaseError(f"{release_dir / MANIFEST}: file path {name!r} lies outside the release")
+    return path
+
+
+def _verify(release_dir: Path, manifest: dict[str, Any]) -> None:
+    if not isinstance(manifest, dict):
+        raise ReleaseError(f"{release_dir / MANIFEST}: not a corpusmill manifest: not a JSON object")
+    manifest_path = release_dir / MANIFEST
     listed = manifest["files"]
     present = {p.relative_to(release_dir).as_posix() for p in release_dir.rglob("*") if p.is_file()}
     for name in sorted(present - set(listed) - {MANIFEST}):
         raise ReleaseError(f"{release_dir / name}: file is not listed in the manifest")
     for name, expected in sorted(listed.items()):
-        path = release_dir / name
-        if not path.exists():
+        path = _inside(release_dir, name)
+        if not path.is_file():
             raise ReleaseError(f"{path}: listed in the manifest but missing")
         if sha256_file(path) != expected["sha256"]:
             raise ReleaseError(f"{path}: sha256 does not match the manifest")
 
     for split, info in manifest["splits"].items():
-        rows = sum(pq.ParquetFile(release_dir / file).metadata.num_rows for file in info["files"])
-        if rows != info["records"]:
-            raise ReleaseError(
-                f"{release_dir}: split {split!r} has {rows} parquet rows, manifest says {info['records']}"
-            )
-        lines = count_lines(release_dir / info["jsonl"])
-        if lines != info["records"]:
-            raise ReleaseError(f"{release_dir / info['jsonl']}: {lines} lines, manifest says {info['records']}")
+        _compare_mirrors(release_dir, split, info)
 
     accounting = manifest["accounting"]
     released = sum(info["records"] for info in manifest["splits"].values())
@@ -395,12 +420,12 @@ def verify_release(release_dir: Path) -> dict[str, Any]:
                 f"accounting says {sum(reasons.values())}"
             )
     for file, count in manifest["rejects"].items():
-        lines = count_lines(release_dir / "rejects" / file)
+        lines = count_lines(_inside(release_dir, f"rejects/{file}"))
         if lines != count:
             raise ReleaseError(f"{release_dir / 'rejects' / file}: {lines} lines, manifest says {count}")
     for splits in manifest.get("exports", {}).values():
         for entry in splits.values():
-            lines = count_lines(release_dir / entry["file"])
+            lines = count_lines(_inside(release_dir, entry["file"]))
             if lines != entry["written"]:
                 raise ReleaseError(f"{release_dir / entry['file']}: {lines} lines, manifest says {entry['written']}")
     rejected = sum(sum(reasons.values()) for reasons in accounting["rejected"].values())
@@ -421,7 +446,40 @@ def verify_release(release_dir: Path) -> dict[str, Any]:
                 f"{release_dir / 'README.md'}: card says {card_splits.get(split)} examples in {split!r}, "
                 f"manifest says {info['records']}"
             )
-    return manifest
+
+
+def _compare_mirrors(release_dir: Path, split: str, info: dict[str, Any]) -> None:
+    """Re-read one split's parquet shards and JSONL mirror in step: same records, same count."""
+    jsonl_path = _inside(release_dir, info["jsonl"])
+    count = 0
+    with jsonl_path.open(encoding="utf-8") as jsonl:
+        for file in info["files"]:
+            for batch in pq.ParquetFile(_inside(release_dir, file)).iter_batches(batch_size=ROW_GROUP_SIZE):
+                for row in batch.to_pylist():
+                    count += 1
+                    line = jsonl.readline()
+                    if not line:
+                        raise ReleaseError(f"{jsonl_path}: ends after {count - 1} records; parquet has more")
+                    try:
+                        mirrored = to_row(Record.from_json(line, f"{jsonl_path}:{count}"))
+                    except CorpusmillError as exc:
+                        raise ReleaseError(str(exc)) from None
+                    if mirrored != row:
+                        raise ReleaseError(
+                            f"{jsonl_path}:{count}: record {mirrored.get('id')!r} differs from parquet row "
+                            f"{row.get('id')!r} ({_first_difference(mirrored, row)})"
+                        )
+        if jsonl.readline():
+            raise ReleaseError(f"{jsonl_path}: more lines than the {count} parquet rows")
+    if count != info["records"]:
+        raise ReleaseError(f"{release_dir}: split {split!r} has {count} records, manifest says {info['records']}")
+
+
+def _first_difference(left: dict[str, Any], right: dict[str, Any]) -> str:
+    for key in sorted(set(left) | set(right)):
+        if left.get(key) != right.get(key):
+            return f"field {key!r}"
+    return "field order"
 
 
 def _card_split_counts(card: Path) -> dict[str, int]:

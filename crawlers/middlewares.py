@@ -6,7 +6,10 @@ import asyncio
 
 from scrapy import Request
 from scrapy.crawler import Crawler
+from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.exceptions import IgnoreRequest
+from scrapy.http import Response
+from scrapy.utils.misc import build_from_crawler
 
 from crawlers.urls import origin
 
@@ -108,3 +111,32 @@ class PrivateTargetGuardMiddleware:
             self.verdicts[host] = private_address(host)
         if self.verdicts[host]:
             raise PrivateTarget(f"private target: {host} resolves to {self.verdicts[host]}")
+
+
+DISALLOW_ALL = b"User-agent: *\nDisallow: /\n"
+
+
+class StrictRobotsTxtMiddleware(RobotsTxtMiddleware):
+    """Scrapy's robots.txt middleware with RFC 9309's rule for an unreachable robots.txt.
+
+    Scrapy parses a 5xx answer's body (usually empty: allow all) and allows all when the fetch
+    fails. RFC 9309 section 2.3.1.4: when robots.txt is unreachable through a server error or a
+    timeout, the crawler must assume complete disallow. A 4xx stays allow-all (section 2.3.1.3), and
+    so does a host that refuses connections: its pages cannot be fetched either.
+    """
+
+    async def _parse_robots(self, response: Response, netloc: str, request: Request) -> None:
+        if response.status >= 500:
+            self._stats.inc_value("corpusmill/robots_unavailable")
+            response = response.replace(body=DISALLOW_ALL)
+        await super()._parse_robots(response, netloc, request)
+
+    def _robots_error(self, exc: Exception, netloc: str) -> None:
+        if isinstance(exc, IgnoreRequest) or "Timeout" not in type(exc).__name__:
+            super()._robots_error(exc, netloc)
+            return
+        self._stats.inc_value("corpusmill/robots_unavailable")
+        parser = build_from_crawler(self._parserimpl, self.crawler, DISALLOW_ALL)
+        waiting = self._parsers[netloc]
+        self._parsers[netloc] = parser
+        waiting.callback(parser)  # type: ignore[union-attr]

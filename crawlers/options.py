@@ -108,6 +108,8 @@ class CrawlOptions(BaseModel):
             "DOWNLOADER_MIDDLEWARES": {
                 **({"crawlers.middlewares.PrivateTargetGuardMiddleware": 30} if self.block_private_targets else {}),
                 "crawlers.middlewares.OriginGuardMiddleware": 40,
+                "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+                "crawlers.middlewares.StrictRobotsTxtMiddleware": 100,
                 "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
                 "crawlers.middlewares.BackoffMiddleware": 560,
             },
@@ -125,6 +127,7 @@ class CrawlOptions(BaseModel):
         return {
             "SCHEDULER": "scrapy_redis.scheduler.Scheduler",
             "SCHEDULER_QUEUE_CLASS": "crawlers.shared.LeasedQueue",
+            "SCHEDULER_SERIALIZER": "crawlers.requestcodec",  # JSON: a poisoned Redis is never unpickled
             "SCHEDULER_QUEUE_KEY": f"{key}:requests",
             "SCHEDULER_DUPEFILTER_KEY": f"{key}:fingerprints",
             "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import os
 import shutil
 import tempfile
 import time
@@ -24,6 +25,7 @@ from rich.text import Text
 
 from corpusmill.errors import CorpusmillError, InputError
 from corpusmill.io import atomic_write, write_json
+from corpusmill.processes import FileLock, LockBusy, die_with_parent
 from crawlers.journal import CrawlJournal, CrawlState, read_json_lines
 from crawlers.options import CrawlOptions
 
@@ -36,12 +38,18 @@ class CrawlResult:
     stats: dict[str, Any]
 
 
-def _crawl_child(options_data: dict[str, Any], job_dir: str) -> None:
-    """Child process entry: run one Scrapy crawl to completion."""
+def _crawl_child(options_data: dict[str, Any], job_dir: str, parent_pid: int) -> None:
+    """Child process entry: run one Scrapy crawl to completion.
+
+    It dies with the process that started it, and writes the job dir only while it holds the job
+    dir's writer lock: an orphan of a killed crawl can never interleave with a resumed one.
+    """
+    die_with_parent(parent_pid)
     from scrapy.crawler import CrawlerProcess
 
     from crawlers.spiders.site import SiteSpider
 
+    FileLock(Path(job_dir) / "writer.lock").acquire()
     options = CrawlOptions.model_validate(options_data)
     logging.basicConfig(filename=Path(job_dir) / "crawl.log", level=logging.INFO)
     state: CrawlState
@@ -85,10 +93,21 @@ def crawl(options: CrawlOptions, out: Path, job_dir: Path | None = None, console
     temporary = job_dir is None
     job = job_dir or Path(tempfile.mkdtemp(prefix=f".{out.name}.crawl-", dir=out.parent))
     job.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = FileLock(job / "crawl.lock").acquire(wait=False)
+    except LockBusy:
+        raise CorpusmillError(f"{job}: another crawl is running in this job dir") from None
+    try:
+        return _crawl_locked(options, out, job, temporary, console)
+    finally:
+        lock.release()
+
+
+def _crawl_locked(options: CrawlOptions, out: Path, job: Path, temporary: bool, console: Console) -> CrawlResult:
     write_json(job / "options.json", options.model_dump(mode="json"))
     (job / "shared.json").unlink(missing_ok=True)
     child = multiprocessing.get_context("spawn").Process(
-        target=_crawl_child, args=(options.model_dump(mode="json"), str(job)), name="corpusmill-crawl"
+        target=_crawl_child, args=(options.model_dump(mode="json"), str(job), os.getpid()), name="corpusmill-crawl"
     )
     started = time.monotonic()
     child.start()

@@ -32,16 +32,19 @@ from scrapy import Spider, signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import DontCloseSpider
 from scrapy.utils.request import request_from_dict
-from scrapy_redis import picklecompat
 from scrapy_redis.queue import FifoQueue
 from twisted.internet import task
 
 from corpusmill.io import atomic_write, write_json
+from crawlers import requestcodec
 from crawlers.options import CrawlOptions
 from crawlers.spiders.site import LEASE
 from crawlers.urls import canonical_url
 
 logger = logging.getLogger(__name__)
+
+MAX_BAD_POPS = 100
+"""Malformed queue entries one ``pop`` skips before it yields to the engine."""
 
 PUSH_PAGE = """
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 0 end
@@ -227,7 +230,11 @@ class SharedCrawlState:
         orphans = self.redis.hgetall(self.inflight)
         for lease_bytes, data in orphans.items():
             lease = lease_bytes.decode()
-            request = request_from_dict(picklecompat.loads(data), spider=spider)
+            try:
+                request = request_from_dict(requestcodec.loads(data), spider=spider)
+            except (requestcodec.BadRequestData, AttributeError, ValueError):
+                self.release(lease)
+                continue
             if request.meta.get("corpusmill_kind") != "page":
                 self.release(lease)
                 continue
@@ -287,13 +294,23 @@ class LeasedQueue(FifoQueue):
             self.server.lpush(self.key, data)
 
     def pop(self, timeout: int = 0) -> Any:
-        leased = self.state.lease_next()
-        if leased is None:
-            return None
-        lease, data = leased
-        request = self._decode_request(data)
-        request.meta[LEASE] = lease
-        return request
+        """The next request, leased; entries that are not requests this crawl wrote (a poisoned
+        or foreign queue) are dropped with their lease and counted, never executed."""
+        for _ in range(MAX_BAD_POPS):
+            leased = self.state.lease_next()
+            if leased is None:
+                return None
+            lease, data = leased
+            try:
+                request = self._decode_request(data)
+            except (requestcodec.BadRequestData, AttributeError, ValueError) as exc:
+                self.state.release(lease)
+                self.spider.crawler.stats.inc_value("corpusmill/bad_queue_entries")
+                logger.warning("dropped a queue entry that is not a corpusmill request: %s", exc)
+                continue
+            request.meta[LEASE] = lease
+            return request
+        return None
 
 
 class SharedCrawlExtension:

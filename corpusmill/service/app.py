@@ -1,30 +1,44 @@
 """The HTTP API: crawl, build and train jobs, releases, with a bearer token and target guards.
 
+Threat model: whoever holds the token may run jobs, read their logs and download releases; the
+token is the only credential (``Authorization: Bearer``, or once through ``?token=`` which sets a
+``SameSite=Strict`` cookie for the browser). A token holder still cannot reach outside the
+workspace (every path-typed config value is confined after symlinks), the operator's network
+(every crawl target, submitted or redirected, goes through one guard), another Redis (refused),
+or the server's memory (bodies are capped by the bytes actually read, configs by nesting depth).
+Without a token nobody reaches anything but ``/health``; on loopback the ``Host`` header must
+name the bound address, so a web page cannot reach the service by DNS rebinding.
+
 (No ``from __future__ import annotations`` here: FastAPI resolves the dependency annotations.)
 """
 
 import hmac
 import json
-import tempfile
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-import yaml
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from corpusmill import __version__
-from corpusmill.config import SAFE_NAME, load_config
+from corpusmill.config import MAX_NESTING, SAFE_NAME, parse_config
 from corpusmill.errors import ConfigError
+from corpusmill.registry import get_step
 from corpusmill.schema import dotted_path
 from corpusmill.service.jobs import JobStore, Supervisor
+from corpusmill.validators import PathOrName, nesting_depth_over, outside, path_values
+from crawlers.middlewares import private_address
+from crawlers.options import CrawlOptions
 
 MAX_BODY = 1_000_000
+TOKEN_COOKIE = "corpusmill_token"
 STAGES = ("ingest", "clean", "split", "augment")
 
 
@@ -42,7 +56,7 @@ class TrainJob(BaseModel):
 
     release: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
     task: Literal["classification", "causal-lm"] = "classification"
-    model: str = "minilm"
+    model: PathOrName = "minilm"
     train: dict[str, Any] = {}
 
 
@@ -51,9 +65,62 @@ def _invalid(path: str, message: str) -> HTTPException:
     return HTTPException(422, detail=[{"loc": loc, "msg": message, "type": "value_error"}])
 
 
+class BodyLimit:
+    """Refuses a request body over ``max_body`` bytes by counting what is actually received,
+    whatever ``Content-Length`` says (a chunked body has none): the body is read up to the limit
+    before the app sees it, then replayed."""
+
+    def __init__(self, app: ASGIApp, max_body: int) -> None:
+        self.app, self.max_body = app, max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            await self._refuse(scope, receive, send)
+            return
+        body, more = bytearray(), True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_body:
+                await self._refuse(scope, receive, send)
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse({"detail": f"request body over {self.max_body} bytes"}, status_code=413)
+        response.headers["Connection"] = "close"
+        await response(scope, receive, send)
+
+
 def create_app(
-    workspace: Path, token: str | None, allow_private_targets: bool = False, max_jobs: int = 1, max_body: int = MAX_BODY
+    workspace: Path,
+    token: str,
+    allow_private_targets: bool = False,
+    max_jobs: int = 1,
+    max_body: int = MAX_BODY,
+    allowed_hosts: set[str] | None = None,
+    public_docs: bool = False,
 ) -> FastAPI:
+    """The API over ``workspace``. ``allowed_hosts``: the names a request's ``Host`` header may
+    carry (``None``: any, for a service bound to a public address behind its own name)."""
+    if not token:
+        raise ValueError("the service needs a token")
     workspace = workspace.resolve()
     store = JobStore(workspace / "jobs.sqlite")
     supervisor = Supervisor(store, workspace, max_jobs)
@@ -65,7 +132,7 @@ def create_app(
         yield
         supervisor.stop()
 
-    app = FastAPI(title="corpusmill", version=__version__, lifespan=lifespan)
+    app = FastAPI(title="corpusmill", version=__version__, lifespan=lifespan, docs_url=None, openapi_url=None)
     bearer = HTTPBearer(auto_error=False)
 
     @app.exception_handler(RequestValidationError)
@@ -74,19 +141,38 @@ def create_app(
         detail = [{"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]} for err in exc.errors()]
         return JSONResponse({"detail": detail}, status_code=422)
 
-    def authorised(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None) -> None:
-        if token is None:
-            return
-        given = credentials.credentials if credentials else ""
-        if not hmac.compare_digest(given.encode(), token.encode()):
+    def valid(given: str | None) -> bool:
+        return given is not None and hmac.compare_digest(given.encode(), token.encode())
+
+    def authorised(
+        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None
+    ) -> None:
+        given = credentials.credentials if credentials else None
+        if not (valid(given) or valid(request.cookies.get(TOKEN_COOKIE)) or valid(request.query_params.get("token"))):
             raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
     @app.middleware("http")
-    async def limit_body(request: Request, call_next):  # type: ignore[no-untyped-def]
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > max_body):
-            return JSONResponse({"detail": f"request body over {max_body} bytes"}, status_code=413)
-        return await call_next(request)
+    async def host_and_cookie(request: Request, call_next):  # type: ignore[no-untyped-def]
+        """Refuse a ``Host`` the service is not bound as (DNS rebinding); a valid ``?token=``
+        becomes a cookie, so a browser opened on the printed URL stays signed in."""
+        host = urlsplit(f"//{request.headers.get('host', '')}").hostname or ""
+        if allowed_hosts is not None and host not in allowed_hosts:
+            return JSONResponse({"detail": f"Host {host!r} is not this service"}, status_code=421)
+        response = await call_next(request)
+        if valid(request.query_params.get("token")):
+            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
+        return response
+
+    app.add_middleware(BodyLimit, max_body=max_body)
+    docs_guard = [] if public_docs else [Depends(authorised)]
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=docs_guard)
+    def openapi() -> dict[str, Any]:
+        return app.openapi()
+
+    @app.get("/docs", include_in_schema=False, dependencies=docs_guard)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="corpusmill API")
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -186,27 +272,12 @@ def create_app(
         return view
 
     def validate(kind: str, config: dict[str, Any]) -> dict[str, Any]:
+        deep = nesting_depth_over(config, MAX_NESTING)
+        if deep is not None:
+            raise _invalid(deep, f"nested deeper than {MAX_NESTING} levels")
         if kind == "build":
-            sources = config.get("sources")
-            for index, source in enumerate(sources if isinstance(sources, list) else []):
-                path = source.get("path") if isinstance(source, dict) else None
-                if isinstance(path, str) and (Path(path).is_absolute() or ".." in Path(path).parts):
-                    raise _invalid(f"sources[{index}].path", "must be relative to the service workspace, without ..")
-            release_spec = config.get("release")
-            if isinstance(release_spec, dict):
-                config = {**config, "release": {**release_spec, "output_dir": "releases"}}
-            with tempfile.TemporaryDirectory(dir=workspace) as tmp:
-                path = Path(tmp) / "build.yaml"
-                path.write_text(yaml.safe_dump(config), encoding="utf-8")
-                try:
-                    load_config(path)
-                except ConfigError as exc:
-                    raise _invalid(exc.path, exc.message) from None
-            return config
+            return validate_build(config)
         if kind == "crawl":
-            from crawlers.middlewares import private_address
-            from crawlers.options import CrawlOptions
-
             out = config.get("out")
             if not isinstance(out, str) or not SAFE_NAME.match(out):
                 raise _invalid("out", "a file name for the crawl's records (letters, digits, . _ -)")
@@ -215,26 +286,60 @@ def create_app(
             except ValidationError as exc:
                 err = exc.errors()[0]
                 raise _invalid(dotted_path(err["loc"]), err["msg"]) from None
-            if options.redis is not None:
-                raise _invalid("redis", "shared crawls are started from the command line, not submitted")
-            if not allow_private_targets:
-                for url in options.start_urls + options.sitemaps:
-                    address = private_address(urlsplit(url).hostname or "")
-                    if address:
-                        raise HTTPException(
-                            403,
-                            f"crawl target {url} resolves to {address} (loopback, private, "
-                            "link-local or metadata); the operator has not set "
-                            "allow_private_targets",
-                        )
+            guard_crawl(options, "")
             return {**options.model_dump(mode="json"), "block_private_targets": not allow_private_targets, "out": out}
         try:
             train_job = TrainJob.model_validate(config)
         except ValidationError as exc:
             err = exc.errors()[0]
             raise _invalid(dotted_path(err["loc"]), err["msg"]) from None
+        for key, value in path_values(train_job):
+            if outside(workspace, workspace, value):
+                raise _invalid(key, "must stay inside the workspace (after following symlinks)")
         name, version = train_job.release.split("/")
         _release(name, version)
         return train_job.model_dump()
+
+    def validate_build(config: dict[str, Any]) -> dict[str, Any]:
+        """The build config as every other config is checked, then: every path inside the
+        workspace, and every crawl source through the one target guard."""
+        release_spec = config.get("release")
+        if isinstance(release_spec, dict):
+            config = {**config, "release": {**release_spec, "output_dir": "releases"}}
+        try:
+            parsed = parse_config(config, "config", workspace, workspace=workspace)
+            crawls = [(key, model) for key, model in parsed.params_models() if isinstance(model, CrawlOptions)]
+        except ConfigError as exc:
+            raise _invalid(exc.path, exc.message) from None
+        for key, options in crawls:
+            guard_crawl(options, key)
+        if allow_private_targets:
+            return config
+        sources = [
+            {**source, "block_private_targets": True}
+            if issubclass(get_step("source", source["type"]).Params, CrawlOptions)
+            else source
+            for source in config["sources"]
+        ]
+        return {**config, "sources": sources}
+
+    def guard_crawl(options: CrawlOptions, key: str) -> None:
+        """One guard for every crawl the service would run, whatever job it comes in: no shared
+        Redis (a client must not point the service at a store it then reads from), and no start
+        URL or sitemap inside the operator's network (each request and redirect is checked again
+        by ``PrivateTargetGuardMiddleware`` while crawling)."""
+        prefix = f"{key}." if key else ""
+        if options.redis is not None:
+            raise _invalid(f"{prefix}redis", "shared crawls are started from the command line, not submitted")
+        if allow_private_targets:
+            return
+        for url in options.start_urls + options.sitemaps:
+            address = private_address(urlsplit(url).hostname or "")
+            if address:
+                raise HTTPException(
+                    403,
+                    f"{prefix}start_urls: crawl target {url} resolves to {address} (loopback, private, "
+                    "link-local or metadata); the operator has not set allow_private_targets",
+                )
 
     return app

@@ -5,13 +5,21 @@ own process (a crawl needs a fresh Twisted reactor, a build its own worker pool,
 torch threads), writing its output to ``jobs/<id>/log.txt``. When the service starts, jobs that
 were ``running`` when it died are marked ``interrupted`` and queued again: builds resume from
 their stage checkpoints, crawls from their job directory, so nothing is lost.
+
+A job runs in one place at a time: its worker leads a process group of its own (everything it
+starts belongs to it, so cancelling kills the group), dies with the service (``PR_SET_PDEATHSIG``),
+and holds ``jobs/<id>/lock`` while it runs. A restarted service first kills whatever is left of
+an interrupted job's group (processes carrying that job's ``CORPUSMILL_JOB`` marker), and a worker
+that still finds the lock held waits for it; builds also lock their work dir and release.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
+import signal
 import sqlite3
 import sys
 import threading
@@ -21,6 +29,8 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from corpusmill.processes import FileLock, die_with_parent, kill_group, start_time
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
 
@@ -39,6 +49,10 @@ class JobStore:
                 "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, kind TEXT, state TEXT, config TEXT, "
                 "created_at TEXT, started_at TEXT, finished_at TEXT, result TEXT, error TEXT, attempts INTEGER)"
             )
+            columns = {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}
+            if "pgid" not in columns:
+                db.execute("ALTER TABLE jobs ADD COLUMN pgid INTEGER")
+                db.execute("ALTER TABLE jobs ADD COLUMN started_ticks INTEGER")
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
@@ -49,7 +63,7 @@ class JobStore:
         job_id = uuid.uuid4().hex[:12]
         with self._connect() as db:
             db.execute(
-                "INSERT INTO jobs VALUES (?, ?, 'queued', ?, ?, NULL, NULL, NULL, NULL, 0)",
+                "INSERT INTO jobs VALUES (?, ?, 'queued', ?, ?, NULL, NULL, NULL, NULL, 0, NULL, NULL)",
                 (job_id, kind, json.dumps(config), now()),
             )
         return job_id
@@ -86,9 +100,14 @@ class JobStore:
         return _row(row)
 
     def recover(self) -> list[str]:
-        """Jobs left ``running`` by a service that died: marked interrupted, then queued again."""
+        """Jobs left ``running`` by a service that died: what is left of them is killed, then they
+        are queued again."""
         with self._connect() as db:
-            ids = [r["id"] for r in db.execute("SELECT id FROM jobs WHERE state = 'running'")]
+            rows = db.execute("SELECT id, pgid, started_ticks FROM jobs WHERE state = 'running'").fetchall()
+            for row in rows:
+                if row["pgid"]:
+                    reap_job(row["id"], row["pgid"], row["started_ticks"])
+            ids = [row["id"] for row in rows]
             for job_id in ids:
                 db.execute(
                     "UPDATE jobs SET state = 'queued', error = 'interrupted by a service restart; resumed' "
@@ -105,8 +124,36 @@ def _row(row: sqlite3.Row) -> dict[str, Any]:
     return data
 
 
-def run_job(job_id: str, kind: str, config: dict[str, Any], workspace: str, store_path: str) -> None:
-    """Worker process entry: run one job, record its outcome."""
+JOB_MARKER = "CORPUSMILL_JOB"
+"""Environment variable every process a job worker starts inherits: how a restarted service
+finds them even outside the worker's group."""
+
+
+def reap_job(job_id: str, pgid: int, started_ticks: int | None) -> None:
+    """SIGKILL what is left of job ``job_id``: its group when the group leader is still the
+    worker that recorded it (same pid *and* start time: pids get reused), and any process that
+    carries the job's marker in its environment."""
+    if started_ticks is not None and start_time(pgid) == started_ticks:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+    marker = f"{JOB_MARKER}={job_id}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry.name)) != pgid or marker not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            os.kill(int(entry.name), signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            continue
+
+
+def run_job(job_id: str, kind: str, config: dict[str, Any], workspace: str, store_path: str, service_pid: int) -> None:
+    """Worker process entry: lead a process group, die with the service, run one job under its
+    lock and record its outcome."""
+    os.setsid()
+    die_with_parent(service_pid)
+    os.environ[JOB_MARKER] = job_id
     from corpusmill.service.runners import RUNNERS
 
     job_dir = Path(workspace) / "jobs" / job_id
@@ -116,6 +163,8 @@ def run_job(job_id: str, kind: str, config: dict[str, Any], workspace: str, stor
     os.dup2(log.fileno(), 2)
     sys.stdout = sys.stderr = log
     store = JobStore(Path(store_path))
+    FileLock(job_dir / "lock").acquire(on_wait=lambda: print(f"waiting for an earlier run of job {job_id} to end"))
+    store.set(job_id, pgid=os.getpid(), started_ticks=start_time(os.getpid()))
     try:
         result = RUNNERS[kind](config, Path(workspace), job_dir)
     except BaseException as exc:
@@ -150,7 +199,8 @@ class Supervisor:
             return False
         self.store.set(job_id, state="cancelled", finished_at=now())
         if process is not None and process.is_alive():
-            process.terminate()
+            kill_group(process.pid)  # the worker leads its group: its pools and crawl children go too
+            process.kill()
         return True
 
     def _loop(self) -> None:
@@ -174,7 +224,14 @@ class Supervisor:
                 process = self.context.Process(
                     target=run_job,
                     name=f"corpusmill-job-{job['id']}",
-                    args=(job["id"], job["kind"], job["config"], str(self.workspace), str(self.store.path)),
+                    args=(
+                        job["id"],
+                        job["kind"],
+                        job["config"],
+                        str(self.workspace),
+                        str(self.store.path),
+                        os.getpid(),
+                    ),
                 )
                 process.start()
                 self.processes[job["id"]] = process

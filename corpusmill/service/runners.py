@@ -13,12 +13,13 @@ from corpusmill.config import load_config
 
 def run_build(config: dict[str, Any], workspace: Path, job_dir: Path) -> dict[str, Any]:
     """The config is written as a YAML file in the workspace, so relative paths resolve there and
-    stage checkpoints (keyed by release name and version) survive a service restart."""
+    stage checkpoints (keyed by release name and version) survive a service restart. Its paths
+    are confined to the workspace again here, as at submission (a symlink may have appeared)."""
     from corpusmill.executor import LocalExecutor
 
     path = workspace / f"build-{job_dir.name}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    result = LocalExecutor(load_config(path), workers=1).build()
+    result = LocalExecutor(load_config(path, workspace=workspace), workers=1).build()
     return {"release": f"{config['release']['name']}/{config['release']['version']}", "up_to_date": result.up_to_date}
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import codecs
+import io
 from abc import abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 
 from pydantic import BaseModel
 
@@ -29,12 +30,21 @@ class BadRow:
     raw: str
 
 
+WIDE_ENCODINGS = frozenset({"utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"})
+"""Encodings in which a newline is not the byte ``\\n``: their lines are found after decoding."""
+
+
 def detect_encoding(path: Path) -> str:
-    """The file's text encoding from its first MiB (UTF-8 with a BOM becomes ``utf-8-sig``)."""
+    """The file's text encoding from its first MiB (UTF-8 with a BOM becomes ``utf-8-sig``;
+    a UTF-16 or UTF-32 byte-order mark names its encoding)."""
     with path.open("rb") as handle:
         sample = handle.read(SNIFF_BYTES)
     if sample.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
+    if sample.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        return "utf-32"
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
     try:
         sample.decode("utf-8")
         return "utf-8"
@@ -44,9 +54,41 @@ def detect_encoding(path: Path) -> str:
     return guess_encoding(sample) or "utf-8"
 
 
-def decoded_lines(handle: Iterable[bytes], encoding: str, path: Path) -> Iterator[str]:
+def byte_lines(handle: IO[bytes], encoding: str, path: Path) -> tuple[Iterable[bytes], str]:
+    """The file's lines as bytes, and the encoding they are in: as they are for ASCII-compatible
+    encodings; decoded and re-encoded as UTF-8 for UTF-16/32, where splitting the raw bytes at
+    ``\\n`` would cut characters in half."""
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        raise InputError(str(path), f"unknown encoding {encoding!r}") from None
+    if name not in WIDE_ENCODINGS:
+        return handle, encoding
+    if name in ("utf-16", "utf-32"):
+        start = handle.peek(4)[:4] if hasattr(handle, "peek") else b""
+        if not start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_BE)):
+            name += "-le"  # no byte-order mark: little-endian, as Windows writes it
+
+    def transcoded() -> Iterator[bytes]:
+        text = io.TextIOWrapper(handle, encoding=name, newline="")
+        number = 0
+        while True:
+            try:
+                line = text.readline()
+            except UnicodeError as exc:
+                raise InputError(f"{path}:{number + 1}", f"not valid {encoding}: {exc}") from None
+            if not line:
+                return
+            number += 1
+            yield line.encode("utf-8")
+
+    return transcoded(), "utf-8"
+
+
+def decoded_lines(handle: IO[bytes], encoding: str, path: Path) -> Iterator[str]:
     """Decode line by line, so an encoding error names its own line, not the whole buffer."""
-    for number, raw in enumerate(handle, start=1):
+    lines, encoding = byte_lines(handle, encoding, path)
+    for number, raw in enumerate(lines, start=1):
         try:
             yield raw.decode(encoding)
         except UnicodeDecodeError as exc:
@@ -83,6 +125,8 @@ class RowReader(Reader):
         return self.mapping.to_record(row, self.dataset, self.uri or str(self.path), where)
 
     def read(self) -> Iterator[Record]:
+        if self.path.is_file() and self.path.stat().st_size == 0:
+            raise InputError(str(self.path), "empty input: the file is empty")
         empty = True
         for where, row in self.rows():
             empty = False

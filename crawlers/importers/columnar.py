@@ -59,7 +59,14 @@ class ParquetReader(ColumnarReader):
             raise InputError(str(self.path), f"not a parquet file: {exc}") from None
         columns = self._choose_mode(parquet.schema_arrow.names)
         number = 0
-        for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns):
+        batches = parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns)
+        while True:
+            try:
+                batch = next(batches, None)
+            except (pa.ArrowException, OSError) as exc:
+                raise InputError(f"{self.path}:row {number + 1}", f"corrupt parquet data: {exc}") from None
+            if batch is None:
+                return
             for row in batch.to_pylist():
                 number += 1
                 yield f"{self.path}:row {number}", row

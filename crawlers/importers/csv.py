@@ -13,6 +13,11 @@ from corpusmill.registry import register
 from crawlers.importers.base import BadRow, RowReader, decoded_lines
 from crawlers.importers.mapping import FieldMapping, excerpt
 
+MAX_FIELD_CHARS = 64 * 1024 * 1024
+"""Python's csv refuses fields over 131,072 characters; real exports hold whole articles in one.
+Still bounded, so a file with an unclosed quote fails instead of reading everything as one field."""
+csv.field_size_limit(MAX_FIELD_CHARS)
+
 
 class CsvMapping(FieldMapping):
     delimiter: str = ","

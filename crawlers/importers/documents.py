@@ -59,13 +59,19 @@ class WarcReader(Reader):
                     where = f"{path}:record {number}"
                     url = entry.rec_headers.get_header("WARC-Target-URI") or where
                     fetched_at = entry.rec_headers.get_header("WARC-Date")
+                    payload = entry.content_stream().read()
+                    if entry.raw_stream.limit > 0:  # the archive ended inside this record
+                        if self.on_error == "raise":
+                            raise InputError(str(path), f"truncated after record {number - 1}")
+                        self.skip_bad_input(where, "truncated", url)
+                        break
                     if entry.rec_type == "response" and entry.http_headers is not None:
                         content_type = entry.http_headers.get_header("Content-Type") or ""
                         if "html" not in content_type.lower():
                             self.stats.counts["total"] += 1
                             self.drop(None, "non_html", where=where, raw=url)
                             continue
-                        page = extract_from_bytes(entry.content_stream().read(), _charset(content_type), url)
+                        page = extract_from_bytes(payload, _charset(content_type), url)
                         records = page_records(page, url, self.dataset, "import", fetched_at)
                         if not records:
                             self.stats.counts["total"] += 1
@@ -74,7 +80,7 @@ class WarcReader(Reader):
                             produced += 1
                             yield record
                     elif entry.rec_type == "conversion":
-                        text = entry.content_stream().read().decode("utf-8", "replace").strip()
+                        text = payload.decode("utf-8", "replace").strip()
                         if not text:
                             self.stats.counts["total"] += 1
                             self.drop(None, "extraction_empty", where=where, raw=url)

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from corpusmill.errors import InputError
 from corpusmill.registry import register
-from crawlers.importers.base import BadRow, RowReader
+from crawlers.importers.base import BadRow, RowReader, byte_lines
 from crawlers.importers.mapping import FieldMapping, excerpt
 
 
@@ -18,8 +18,8 @@ def json_lines(reader: RowReader) -> Iterator[tuple[str, dict[str, Any] | BadRow
     """Each non-blank line parsed as one JSON object; problems become :class:`BadRow`."""
     path = reader.path
     with reader.open_binary() as handle:
-        encoding = reader.encoding()
-        for number, raw_bytes in enumerate(handle, start=1):
+        lines, encoding = byte_lines(handle, reader.encoding(), path)
+        for number, raw_bytes in enumerate(lines, start=1):
             where = f"{path}:{number}"
             try:
                 raw = raw_bytes.decode(encoding)
@@ -85,7 +85,8 @@ class JsonReader(RowReader):
                         continue
                     yield where, row
             except ijson.JSONError as exc:
-                raise InputError(self._error_position(), f"invalid JSON: {exc}") from None
+                first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise InputError(self._error_position(), f"invalid JSON: {first_line}") from None
         if index == 0:
             where = f"{self.path}"
             raise InputError(where, f"no array at {json_path!r}" if json_path else "expected a top-level JSON array")

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import regex
 import scrapy
 from scrapy import Request, signals
 from scrapy.exceptions import IgnoreRequest, StopDownload
@@ -27,6 +28,8 @@ from crawlers.urls import canonical_url, origin
 
 HTML_TYPES = (b"text/html", b"application/xhtml+xml")
 LEASE = "corpusmill_lease"
+URL_PATTERN_SECONDS = 0.05
+"""Time one --allow/--deny pattern may spend on one URL."""
 """Request meta key: the shared queue's claim on this request (see :mod:`crawlers.shared`)."""
 BINARY_EXTENSIONS = frozenset(IGNORED_EXTENSIONS)
 """Scrapy's list (images, audio, video, office files, archives, css, js …): never fetched."""
@@ -58,6 +61,8 @@ def failure_reason(failure: Failure) -> str:
         return "non_html"
     if isinstance(exc, IgnoreRequest):
         message = str(exc)
+        if "DOWNLOAD_MAXSIZE" in message:  # a compressed body that inflates past the cap
+            return "too_large"
         if "robots.txt" in message:
             return "robots_disallowed"
         if "redirection" in message:
@@ -85,8 +90,8 @@ class SiteSpider(scrapy.Spider):
         self.state = state
         self.allowed_origins = {origin(url) for url in options.start_urls}
         self.dataset = options.dataset or dataset_name(options.start_urls[0])
-        self.allow = [re.compile(p) for p in options.allow]
-        self.deny = [re.compile(p) for p in options.deny]
+        self.allow = [regex.compile(p) for p in options.allow]
+        self.deny = [regex.compile(p) for p in options.deny]
         self.links = LinkExtractor(tags=("a", "area", "link"), deny_extensions=[], unique=True)
         self.not_followed: set[str] = set()
         self.skipped: list[dict[str, Any]] = []
@@ -139,7 +144,7 @@ class SiteSpider(scrapy.Spider):
         reason = None
         if origin(url) not in self.allowed_origins:
             reason = "offsite"
-        elif (self.allow and not any(p.search(url) for p in self.allow)) or any(p.search(url) for p in self.deny):
+        elif self._filtered(url):
             reason = "filtered_by_pattern"
         elif _extension(url) in BINARY_EXTENSIONS:
             reason = "non_html_extension"
@@ -153,6 +158,16 @@ class SiteSpider(scrapy.Spider):
                 self.skipped.append({"kind": "skip", "url": url, "canonical": canonical, "reason": reason})
             return None
         return self._page_request(url, depth)
+
+    def _filtered(self, url: str) -> bool:
+        """Outside ``--allow`` or inside ``--deny``; a pattern that runs past its time budget on a
+        URL (catastrophic backtracking) filters the URL out rather than hanging the crawl."""
+        try:
+            if self.allow and not any(p.search(url, timeout=URL_PATTERN_SECONDS) for p in self.allow):
+                return True
+            return any(p.search(url, timeout=URL_PATTERN_SECONDS) for p in self.deny)
+        except TimeoutError:
+            return True
 
     def _page_request(self, url: str, depth: int) -> Request:
         return Request(

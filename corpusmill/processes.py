@@ -1,0 +1,138 @@
+"""Child processes that die with their parent, and locks that die with their holder.
+
+Every process corpusmill starts (crawl children, worker pools, service job workers) calls
+:func:`die_with_parent` first, so a ``kill -9`` of the parent leaves nothing running: Linux's
+``PR_SET_PDEATHSIG`` delivers SIGKILL when the parent thread exits, and the race where the parent
+is already gone before the call is closed by checking the parent pid afterwards. Written here
+because neither ``multiprocessing`` nor ``concurrent.futures`` offers it, and pool workers forked
+by a forkserver are otherwise re-parented to init and run on.
+
+:class:`FileLock` is ``flock`` on a lock file: the kernel drops it when the holder dies, however it
+dies, so a lock never outlives a killed build, crawl or job worker and needs no stale-lock cleanup.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int | None = None) -> None:
+    """Ask the kernel to SIGKILL this process when its parent exits (Linux; a no-op elsewhere).
+
+    ``parent_pid`` is the pid the caller expects as parent; without it, being re-parented to
+    init (pid 1) already counts as an orphan. Exits at once if the parent is gone already.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    parent = os.getppid()
+    if parent == 1 or (parent_pid is not None and parent != parent_pid):
+        os._exit(1)
+
+
+def kill_group(pgid: int, grace: float = 3.0) -> None:
+    """SIGTERM a process group, then SIGKILL whatever is left after ``grace`` seconds."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not group_alive(pgid):
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def start_time(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot): with the pid, names one process for good."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def descendants(pid: int) -> set[int]:
+    """Every living process below ``pid`` in the process tree."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found: set[int] = set()
+    stack = [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            if child not in found:
+                found.add(child)
+                stack.append(child)
+    return found
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of group ``pgid`` exists (zombies count as gone)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+class LockBusy(Exception):
+    """The lock is held by another process and ``wait`` was false."""
+
+
+class FileLock:
+    """An exclusive ``flock`` on ``path`` (created if missing), held until :meth:`release`.
+
+    ``on_wait`` is called once, before blocking, when another process holds the lock.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd: int | None = None
+
+    def acquire(self, wait: bool = True, on_wait: Callable[[], None] | None = None) -> FileLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not wait:
+                os.close(fd)
+                raise LockBusy(str(self.path)) from None
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor drops the flock
+            self.fd = None
+
+    def __enter__(self) -> FileLock:
+        return self.acquire() if self.fd is None else self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.release()

@@ -1,0 +1,509 @@
+"""Regression tests for the holes a hostile client or a crash could reach (issue 14): code
+execution through a poisoned Redis, SSRF and path escapes through build configs, half-made
+releases after a killed service, unbounded bodies, regexes and nesting, orphaned processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from edge_site import Site, crawl_command, linear_routes
+from test_service import AUTH, TOKEN, Service, build_config
+
+from corpusmill.config import parse_config
+from corpusmill.errors import ConfigError
+from corpusmill.processes import descendants
+from corpusmill.registry import get_step, step_names
+from corpusmill.validators import LocalPath, path_values
+from crawlers.options import CrawlOptions
+
+
+class RunsShell:
+    """A pickle that runs a shell command when unpickled: what an attacker pushes into Redis."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+def serve(pages: int) -> Site:
+    site = Site(linear_routes(pages=pages, delay=0))
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    return site
+
+
+# --- 1. a poisoned shared-crawl queue --------------------------------------------------------
+
+
+def test_a_poisoned_shared_crawl_queue_is_never_unpickled(tmp_path, redis_url):
+    marker = tmp_path / "pwned"
+    site = serve(5)
+    try:
+        key = CrawlOptions(start_urls=[site.url], max_depth=200).shared_key()
+        client = redis.Redis.from_url(redis_url)
+        client.lpush(f"{key}:requests", pickle.dumps(RunsShell(f"touch {marker}")))
+        client.lpush(f"{key}:requests", b'{"url": "http://x/", "method": "DELETE"}')
+        command = crawl_command(site.url, str(tmp_path / "out.jsonl"), "--redis", redis_url, "--worker-timeout", "3")
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    finally:
+        site.shutdown()
+        site.server_close()
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not marker.exists()
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 5  # the crawl itself went on
+
+
+def test_service_refuses_redis_anywhere_in_a_config(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from corpusmill.service import create_app
+
+    source = {"type": "crawl", "path": "site.jsonl", "start_urls": ["https://example.org/"], "redis": "redis://h/0"}
+    with TestClient(create_app(tmp_path, TOKEN)) as client:
+        response = client.post(
+            "/jobs", headers=AUTH, json={"kind": "build", "config": {**build_config(0), "sources": [source]}}
+        )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "config", "sources", "0", "redis"]
+
+
+# --- 2. SSRF through a build's crawl source -----------------------------------------------------
+
+
+def test_build_crawl_sources_meet_the_target_guard(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from corpusmill.service import create_app
+    from corpusmill.service.jobs import JobStore
+
+    site = serve(3)
+    source = {"type": "crawl", "path": "site.jsonl", "start_urls": [site.url], "fast": True}
+    client = TestClient(create_app(tmp_path, TOKEN))  # no lifespan: jobs are stored, not run
+
+    def submit(*sources):
+        return client.post(
+            "/jobs", headers=AUTH, json={"kind": "build", "config": {**build_config(0), "sources": list(sources)}}
+        )
+
+    try:
+        refused = submit(source)
+        sitemap = submit({**source, "start_urls": ["https://example.org/"], "sitemaps": [f"{site.url}/sitemap.xml"]})
+        metadata = submit({**source, "start_urls": ["http://169.254.169.254/latest/meta-data/"]})
+        public = submit({**source, "start_urls": ["https://example.org/"], "block_private_targets": False})
+    finally:
+        site.shutdown()
+        site.server_close()
+    assert refused.status_code == 403 and "127.0.0.1" in refused.json()["detail"]
+    assert sitemap.status_code == 403 and metadata.status_code == 403
+    assert sum(site.requests.values()) == 0
+    assert public.status_code == 201
+    stored = JobStore(tmp_path / "jobs.sqlite").get(public.json()["id"])
+    # the guard runs again on every request and redirect of the crawl, whatever the client sent
+    assert stored["config"]["sources"][0]["block_private_targets"] is True
+
+
+def test_the_request_guard_refuses_private_targets_while_crawling(tmp_path):
+    """PrivateTargetGuardMiddleware runs on every request the crawl makes (redirects are new
+    requests through the same middleware): a crawl whose start URL is on loopback fetches nothing."""
+    from corpusmill.errors import InputError
+    from crawlers.run import crawl
+
+    site = serve(3)
+    try:
+        options = CrawlOptions(start_urls=[site.url], fast=True, block_private_targets=True)
+        with pytest.raises(InputError):
+            crawl(options, tmp_path / "out.jsonl")
+    finally:
+        site.shutdown()
+        site.server_close()
+    assert sum(site.requests.values()) == 0
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_the_request_guard_checks_redirect_targets():
+    from scrapy import Request
+    from scrapy.utils.test import get_crawler
+
+    from crawlers.middlewares import PrivateTarget, PrivateTargetGuardMiddleware
+
+    guard = PrivateTargetGuardMiddleware(get_crawler())
+    redirect = Request("http://10.0.0.7/admin", meta={"redirect_urls": ["https://example.org/"]})
+    with pytest.raises(PrivateTarget, match=r"10\.0\.0\.7"):
+        guard.process_request(redirect)
+    with pytest.raises(PrivateTarget):
+        guard.process_request(Request("http://[::1]:8080/"))
+    assert guard.process_request(Request("http://93.184.215.14/")) is None
+
+
+# --- 3. paths that escape the workspace ---------------------------------------------------------
+
+
+def _path_fields(model_cls, prefix=""):
+    """Every (dotted name, annotation) of a params model whose type is a Path or marked LocalPath."""
+    from pathlib import Path as P
+    from typing import get_args
+
+    def holds_path(annotation) -> bool:
+        if annotation is P or any(isinstance(m, LocalPath) for m in getattr(annotation, "__metadata__", ())):
+            return True
+        return any(holds_path(a) for a in get_args(annotation))
+
+    for name, field in model_cls.model_fields.items():
+        if holds_path(field.annotation) or any(isinstance(m, LocalPath) for m in field.metadata):
+            yield f"{prefix}{name}", field
+
+
+def test_every_registered_path_parameter_is_confined(tmp_path):
+    """Walk every registered step's Params model: each path-typed field set to a path outside
+    the workspace is refused, naming its key; so a new step's path parameter is covered."""
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "link").symlink_to("/etc")
+    minimal = {
+        "source": {"crawl": {"start_urls": ["https://example.org/"]}},
+        "split": {},
+        "clean": {"regex_deny": {"patterns": ["x"]}},
+        "augment": {},
+    }
+    checked = 0
+    for kind, section in (("source", "sources"), ("clean", "clean"), ("split", "split"), ("augment", "augment")):
+        for name in step_names(kind):
+            params_cls = get_step(kind, name).Params
+            for field_name, _field in _path_fields(params_cls):
+                for escape in ("/etc/passwd", "../outside", "link/passwd"):
+                    params = {**minimal[kind].get(name, {}), field_name: escape}
+                    if kind == "source":
+                        params.setdefault("path", "in.csv")
+                    base = {"sources": [{"type": "csv", "path": "in.csv"}], "release": {"name": "r", "version": "1"}}
+                    if kind == "source":
+                        base["sources"] = [{"type": name, **params}]
+                    elif kind == "split":
+                        base["split"] = {"method": name, **params}
+                    else:
+                        base[section] = [{"step": name, **params}]
+                    with pytest.raises(ConfigError) as caught:
+                        parse_config(base, "cfg", workspace, workspace)
+                    assert caught.value.path.endswith(field_name), (kind, name, field_name, caught.value)
+                    assert "workspace" in caught.value.message
+                    checked += 1
+    # the known path parameters are among those found generically
+    assert checked >= 3 * 4
+
+
+def test_nested_path_parameters_and_train_models_are_confined(tmp_path):
+    pivot = {"step": "backtranslate", "pivots": [{"forward": "/opt/models/x", "backward": "y"}]}
+    config = {
+        "sources": [{"type": "csv", "path": "in.csv"}],
+        "augment": [pivot],
+        "release": {"name": "r", "version": "1"},
+    }
+    with pytest.raises(ConfigError, match=r"augment\[0\]\.pivots\[0\]\.forward: must stay inside"):
+        parse_config(config, "cfg", tmp_path, tmp_path)
+    from corpusmill.service.app import TrainJob
+
+    found = dict(path_values(TrainJob(release="a/b", model="/root/model")))
+    assert found == {"model": "/root/model"}
+
+
+def test_service_refuses_outside_paths_without_revealing_whether_they_exist(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from corpusmill.service import create_app
+
+    with TestClient(create_app(tmp_path, TOKEN)) as client:
+
+        def submit(**sections):
+            return client.post("/jobs", headers=AUTH, json={"kind": "build", "config": {**build_config(0), **sections}})
+
+        answers = {
+            "work_dir": submit(work_dir="/tmp/v"),
+            "work_dir_up": submit(work_dir="../v"),
+            "previous": submit(split={"previous": "/etc"}),
+            "stopwords": submit(clean=[{"step": "strip", "stopwords": "/etc/passwd"}]),
+            "missing": submit(clean=[{"step": "strip", "stopwords": "/etc/no-such-file"}]),
+        }
+        train = client.post(
+            "/jobs", headers=AUTH, json={"kind": "train", "config": {"release": "a/b", "model": "/etc"}}
+        )
+    for name, response in answers.items():
+        assert response.status_code == 422, name
+    assert answers["stopwords"].json()["detail"][0]["msg"] == answers["missing"].json()["detail"][0]["msg"]
+    assert answers["previous"].json()["detail"][0]["loc"] == ["body", "config", "split", "previous"]
+    assert train.status_code == 422 and train.json()["detail"][0]["loc"][-1] == "model"
+    assert not (Path("/tmp/v")).exists() or not any(Path("/tmp/v").glob("ingest"))
+
+
+# --- 4. kill -9 of the service mid-build -------------------------------------------------------
+
+
+def test_killed_service_never_publishes_a_half_made_release(tmp_path, shared_data):
+    """SIGKILL the service (its process only, as a crash would) while two builds of one release
+    run; after a restart, every published release verifies and none is empty, and no process of
+    the first service's jobs is left."""
+    from corpusmill.release import verify_release
+
+    workspace = tmp_path / "ws"
+    (workspace / "inputs").mkdir(parents=True)
+    (workspace / "inputs" / "questions.csv").write_bytes((shared_data / "banking77" / "train.csv").read_bytes())
+    config = {
+        **build_config(0),
+        "clean": [{"step": "normalize"}, {"step": "near_dedup", "shingle": "chars", "shingle_size": 4}],
+    }
+    service = Service(workspace, "--max-jobs", "2").start()
+    first = service.post("/jobs", {"kind": "build", "config": config}).json()
+    second = service.post("/jobs", {"kind": "build", "config": config}).json()
+    work = workspace / ".corpusmill" / "work" / "svc-1"
+    deadline = time.monotonic() + 120
+    while not (work / "ingest" / "_DONE.json").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    job_pids = descendants(service.process.pid)
+    assert len(job_pids) >= 2, job_pids  # both job workers (and whatever they started)
+    os.kill(service.process.pid, signal.SIGKILL)  # the service alone: its job workers must follow
+    service.process.wait(timeout=30)
+    _wait_gone(job_pids)
+    service = Service(workspace, "--max-jobs", "2").start()
+    try:
+        states = [service.wait(job["id"])["state"] for job in (first, second)]
+        resubmitted = service.wait(service.post("/jobs", {"kind": "build", "config": config}).json()["id"])
+    finally:
+        service.stop()
+    assert states == ["succeeded", "succeeded"]
+    assert resubmitted["result"]["up_to_date"] is True
+    published = [m.parent for m in (workspace / "releases").glob("*/*/manifest.json")]
+    assert published == [workspace / "releases" / "svc" / "1"]
+    manifest = verify_release(published[0])
+    assert manifest["accounting"]["released_records"] > 0 and manifest["accounting"]["balanced"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _wait_gone(pids: set[int], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while any(_alive(pid) for pid in pids):
+        assert time.monotonic() < deadline, [pid for pid in pids if _alive(pid)]
+        time.sleep(0.1)
+
+
+def test_up_to_date_is_never_answered_for_a_release_that_does_not_verify(tmp_path, shared_data, make_config):
+    from corpusmill.config import load_config
+    from corpusmill.errors import ReleaseError
+    from corpusmill.executor import LocalExecutor
+
+    config = make_config(
+        tmp_path,
+        sources=[{"type": "csv", "path": str(shared_data / "banking77" / "test.csv"), "label": "category"}],
+    )
+    result = LocalExecutor(load_config(config), workers=1).build()
+    data = next((result.release_dir / "jsonl").glob("test.jsonl"))
+    data.write_text(data.read_text().replace('"label":"card_arrival"', '"label":"refund"', 1))
+    with pytest.raises(ReleaseError, match="does not verify"):
+        LocalExecutor(load_config(config), workers=1).build()
+
+
+# --- the service's own surface ---------------------------------------------------------------
+
+
+def test_chunked_body_over_the_cap_is_refused_and_memory_stays_bounded(tmp_path):
+    service = Service(tmp_path / "ws").start()
+    try:
+        before = _rss_kb(service.process.pid)
+
+        def chunks():
+            block = b" " * 65536
+            for _ in range(80):  # 5 MB, sent without a Content-Length
+                yield block
+
+        response = httpx.post(
+            f"{service.url}/jobs",
+            headers={**AUTH, "Content-Type": "application/json"},
+            content=chunks(),
+            timeout=30,
+        )
+        assert response.status_code == 413
+        assert "content-length" not in response.request.headers  # really chunked
+        after = _rss_kb(service.process.pid)
+    finally:
+        service.stop()
+    assert after - before < 4 * 1024, (before, after)  # well under the 5 MB sent
+
+
+def _rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_without_a_token_one_is_generated_and_hosts_are_checked(tmp_path):
+    port = Service(tmp_path).port
+    env = {k: v for k, v in os.environ.items() if k != "CORPUSMILL_TOKEN"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "corpusmill", "serve", "--port", str(port), "--workspace", str(tmp_path / "ws")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        lines = [process.stdout.readline() for _ in range(2)]
+        token = lines[0].split("token:")[1].strip()
+        assert f"/docs?token={token}" in lines[1]
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{url}/health", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        assert httpx.get(f"{url}/jobs").status_code == 401
+        assert httpx.get(f"{url}/docs").status_code == 401
+        assert httpx.get(f"{url}/jobs", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        rebinding = httpx.get(f"{url}/jobs", headers={"Authorization": f"Bearer {token}", "Host": "evil.example:80"})
+        assert rebinding.status_code == 421
+        browser = httpx.Client()
+        assert browser.get(f"{url}/docs?token={token}").status_code == 200
+        assert browser.get(f"{url}/openapi.json").status_code == 200  # the cookie signs it in
+        assert httpx.get(f"{url}/openapi.json", cookies={"corpusmill_token": "wrong"}).status_code == 401
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def test_deeply_nested_and_mistyped_configs_are_one_line_errors(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from corpusmill.service import create_app
+
+    nested: list = []
+    for _ in range(600):
+        nested = [nested]
+    with TestClient(create_app(tmp_path, TOKEN), raise_server_exceptions=False) as client:
+
+        def submit(**sections):
+            return client.post("/jobs", headers=AUTH, json={"kind": "build", "config": {**build_config(0), **sections}})
+
+        deep = submit(clean=[{"step": "length", "min_words": nested}])
+        two_paths = submit(sources=[{"type": "csv", "path": ["a", "b"]}])
+    assert deep.status_code == 422 and "nested deeper" in deep.json()["detail"][0]["msg"]
+    assert two_paths.status_code == 422
+    assert two_paths.json()["detail"][0]["loc"] == ["body", "config", "sources", "0", "path"]
+
+    config = tmp_path / "build.yaml"
+    config.write_text("sources:\n  - type: csv\n    path: [a, b]\nrelease: {name: r, version: '1'}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "corpusmill", "build", str(config)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "sources[0].path" in result.stderr
+    assert "Traceback" not in result.stderr
+    config.write_text("sources: " + "[" * 600 + "]" * 600 + "\nrelease: {name: r, version: '1'}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "corpusmill", "build", str(config)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2 and "nested deeper" in result.stderr and "Traceback" not in result.stderr
+
+
+def _json(response: httpx.Response) -> dict:
+    return json.loads(response.text)
+
+
+# --- crawl ------------------------------------------------------------------------------------
+
+
+def _crawl_site(routes, tmp: Path, **options) -> tuple[str | None, Site]:
+    """Crawl a loopback site with these routes; the one-line error, or None when it succeeded."""
+    from corpusmill.errors import CorpusmillError
+    from crawlers.run import crawl
+
+    site = Site(routes)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    try:
+        crawl(CrawlOptions(start_urls=[site.url], fast=True, timeout=2, retries=0, **options), tmp / "out.jsonl")
+        return None, site
+    except CorpusmillError as exc:
+        return str(exc), site
+    finally:
+        site.shutdown()
+        site.server_close()
+
+
+def _page(title: str, body: str, charset: str = "utf-8", declared: str | None = None):
+    page = f"<html><head><title>{title}</title></head><body><main><h1>{title}</h1>{body}</main></body></html>"
+    return 200, {"Content-Type": f"text/html; charset={declared or charset}"}, page.encode(charset)
+
+
+TEXT = "<p>Our kitchen prepares every dessert fresh each morning, and the menu changes with the season.</p>" * 3
+
+
+@pytest.mark.parametrize("robots", ["503", "timeout", "404"])
+def test_robots_txt_unavailable_means_disallow_all_but_missing_means_allow(tmp_path, robots):
+    """RFC 9309 2.3.1: robots.txt that fails with 5xx or times out → complete disallow; 4xx → allow."""
+
+    def routes(path, count, server):
+        if path == "/robots.txt":
+            if robots == "timeout":
+                time.sleep(4)
+                return 200, {"Content-Type": "text/plain"}, b""
+            return int(robots), {"Content-Type": "text/plain"}, b"unavailable"
+        return _page("Home", TEXT)
+
+    error, site = _crawl_site(routes, tmp_path)
+    if robots == "404":
+        assert error is None
+        assert site.requests["/"] == 1
+    else:
+        assert error is not None and "robots_disallowed" in error, error
+        assert site.requests["/"] == 0
+
+
+def test_a_cp1252_page_labelled_utf8_is_decoded_as_windows_1252(tmp_path):
+    def routes(path, count, server):
+        if path == "/robots.txt":
+            return 404, {}, b""
+        body = "<p>Crème brûlée, crêpes, café.</p><p>Déjà vu à la carte.</p>"
+        return _page("Crème brûlée", body, charset="cp1252", declared="utf-8")
+
+    error, _ = _crawl_site(routes, tmp_path)
+    assert error is None, error
+    texts = [json.loads(line)["text"] for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert any("Crème brûlée, crêpes, café." in text for text in texts), texts
+
+
+def test_a_gzip_bomb_page_is_rejected_as_too_large(tmp_path):
+    import gzip
+
+    bomb = gzip.compress(b"<html><body>" + b"A" * (30 * 1024 * 1024) + b"</body></html>")
+
+    def routes(path, count, server):
+        if path == "/robots.txt":
+            return 404, {}, b""
+        if path == "/bomb":
+            return 200, {"Content-Type": "text/html", "Content-Encoding": "gzip"}, bomb
+        return _page("Home", '<a href="/bomb">more</a>' + TEXT)
+
+    error, _ = _crawl_site(routes, tmp_path, max_bytes=5 * 1024 * 1024)
+    assert error is None, error
+    rejects = [json.loads(line) for line in (tmp_path / "out.rejects.jsonl").read_text().splitlines()]
+    assert [r["reason"] for r in rejects if r["url"].endswith("/bomb")] == ["too_large"]
