@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from corpusmill.minhash import MinHasher, ShingleSettings, near_duplicate_clusters, normalise
-from corpusmill.processes import die_with_parent
+from corpusmill.processes import die_with
 from corpusmill.registry import register
 from corpusmill.schema import Record
 from corpusmill.steps import DatasetStep
@@ -136,7 +136,7 @@ class NearDedup(DatasetStep):
             yield from map(hasher.signatures, chain(head, batches))
             return
         context = multiprocessing.get_context("forkserver")
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=die_with_parent) as pool:
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=die_with, initargs=(os.getpid(),)) as pool:
             pending: deque[Future[np.ndarray]] = deque()
             for texts in chain(head, batches):
                 pending.append(pool.submit(hasher.signatures, texts))

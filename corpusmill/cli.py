@@ -148,8 +148,13 @@ def crawl(
         f"({stats['faq_pairs']} FAQ pairs) in {stats['seconds']}s",
         highlight=False,
     )
-    for reason, count in {**stats["rejected"], **stats["not_followed"]}.items():
-        out_console.print(f"  {reason}: {count}", highlight=False)
+    # Two lists, as in stats.json: a reason such as "offsite" can name a rejected page (a redirect
+    # away) and a link not followed, and the two must not be summed into one number.
+    for title, counts in (("Rejected pages", stats["rejected"]), ("Links not followed", stats["not_followed"])):
+        if counts:
+            out_console.print(f"{title} ({sum(counts.values())}):", highlight=False)
+            for reason, count in counts.items():
+                out_console.print(f"  {reason}: {count}", highlight=False)
     if "shared" in stats:
         split = ", ".join(f"{worker}: {n}" for worker, n in stats["shared"]["pages_by_worker"].items())
         out_console.print(f"Pages by worker: {split}", highlight=False)

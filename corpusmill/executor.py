@@ -37,7 +37,7 @@ from corpusmill import __version__
 from corpusmill.config import BuildConfig
 from corpusmill.errors import InputError, ReleaseError
 from corpusmill.io import atomic_directory, count_lines, read_records, sha256_file, sha256_json, write_json
-from corpusmill.processes import FileLock, die_with_parent
+from corpusmill.processes import FileLock, die_with
 from corpusmill.schema import Record
 from corpusmill.steps import PipelineStep, RecordStep, StepStats
 
@@ -95,9 +95,9 @@ class BuildResult:
 _WORKER_STEPS: list[RecordStep] = []
 
 
-def _init_worker(steps: list[RecordStep]) -> None:
+def _init_worker(steps: list[RecordStep], owner_pid: int) -> None:
     global _WORKER_STEPS
-    die_with_parent()
+    die_with(owner_pid)
     _WORKER_STEPS = steps
 
 
@@ -249,7 +249,9 @@ class StepRunner:
                 yield run_chunk(steps, chunk)
             return
         context = multiprocessing.get_context("forkserver")
-        with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker, initargs=(steps,)) as pool:
+        with ProcessPoolExecutor(
+            self.workers, mp_context=context, initializer=_init_worker, initargs=(steps, os.getpid())
+        ) as pool:
             pending: list[Future[Any]] = []
             for chunk in chunks:
                 pending.append(pool.submit(_run_chunk_in_worker, chunk))

@@ -1,11 +1,13 @@
 """Child processes that die with their parent, and locks that die with their holder.
 
-Every process corpusmill starts (crawl children, worker pools, service job workers) calls
-:func:`die_with_parent` first, so a ``kill -9`` of the parent leaves nothing running: Linux's
-``PR_SET_PDEATHSIG`` delivers SIGKILL when the parent thread exits, and the race where the parent
-is already gone before the call is closed by checking the parent pid afterwards. Written here
-because neither ``multiprocessing`` nor ``concurrent.futures`` offers it, and pool workers forked
-by a forkserver are otherwise re-parented to init and run on.
+Every process corpusmill starts dies with the process that owns it, so a ``kill -9`` of the owner
+leaves nothing running. Direct children (crawl children, service job workers) call
+:func:`die_with_parent`: Linux's ``PR_SET_PDEATHSIG`` delivers SIGKILL when the parent exits, and
+the race where the parent is already gone is closed by checking the parent pid afterwards. Pool
+workers started through a forkserver are children of the forkserver, which in turn lives as long
+as any worker holds its "alive" pipe, so neither ever notices the owner's death; they call
+:func:`die_with` on the owner's pid, which watches it through a pidfd. Written here because
+neither ``multiprocessing`` nor ``concurrent.futures`` offers either.
 
 :class:`FileLock` is ``flock`` on a lock file: the kernel drops it when the holder dies, however it
 dies, so a lock never outlives a killed build, crawl or job worker and needs no stale-lock cleanup.
@@ -17,8 +19,10 @@ import contextlib
 import ctypes
 import fcntl
 import os
+import select
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +44,26 @@ def die_with_parent(parent_pid: int | None = None) -> None:
     parent = os.getppid()
     if parent == 1 or (parent_pid is not None and parent != parent_pid):
         os._exit(1)
+
+
+def die_with(owner_pid: int) -> None:
+    """Exit this process as soon as process ``owner_pid`` (not necessarily the parent) exits."""
+    try:
+        pidfd: int | None = os.pidfd_open(owner_pid)
+    except ProcessLookupError:
+        os._exit(1)
+    except (AttributeError, OSError):
+        pidfd = None  # no pidfd on this kernel: poll instead
+
+    def watch() -> None:
+        if pidfd is not None:
+            select.select([pidfd], [], [])
+        else:
+            while start_time(owner_pid) is not None:
+                time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="corpusmill-die-with-owner", daemon=True).start()
 
 
 def kill_group(pgid: int, grace: float = 3.0) -> None:

@@ -97,6 +97,8 @@ class CrawlJournal:
         self.scheduled: dict[str, dict[str, Any]] = {e["canonical"]: e for e in read_json_lines(self.frontier_path)}
         self.done: dict[str, str] = {e["canonical"]: e["outcome"] for e in read_json_lines(self.done_path)}
         self.written: set[str] = {canonical for canonical, outcome in self.done.items() if outcome == "written"}
+        self.reported_skips: set[str] = set()
+        """Links already listed as not followed, by this run or an earlier one: listed once."""
         self._frontier = self.frontier_path.open("a", encoding="utf-8")
         self._done = self.done_path.open("a", encoding="utf-8")
         self._reconcile()
@@ -108,7 +110,9 @@ class CrawlJournal:
             if requested and canonical_url(requested) not in self.done:
                 self.finish(canonical_url(requested), "written")
         for reject in read_json_lines(self.rejects_path):
-            if reject.get("requested") and canonical_url(reject["url"]) not in self.done:
+            if not reject.get("requested"):
+                self.reported_skips.add(canonical_url(reject["url"]))
+            elif canonical_url(reject["url"]) not in self.done:
                 self.finish(canonical_url(reject["url"]), reject["reason"])
 
     @property
@@ -147,7 +151,9 @@ class CrawlJournal:
         return True
 
     def report_skip(self, canonical: str, line: str) -> None:
-        self.append(self.rejects_path, [line])
+        if canonical not in self.reported_skips:
+            self.reported_skips.add(canonical)
+            self.append(self.rejects_path, [line])
 
     def release(self, lease: str | None) -> None:
         """Nothing is leased in a one-process crawl."""

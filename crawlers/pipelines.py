@@ -20,7 +20,7 @@ from scrapy.crawler import Crawler
 from twisted.internet import task
 
 from corpusmill.io import write_json
-from corpusmill.processes import die_with_parent
+from corpusmill.processes import die_with
 from crawlers.extract import extract_from_bytes, page_records
 from crawlers.journal import CrawlState
 
@@ -48,7 +48,10 @@ class ExtractionPipeline:
 
     def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
         return concurrent.futures.ProcessPoolExecutor(
-            self.workers, mp_context=multiprocessing.get_context("forkserver"), initializer=die_with_parent
+            self.workers,
+            mp_context=multiprocessing.get_context("forkserver"),
+            initializer=die_with,
+            initargs=(os.getpid(),),
         )
 
     def _kill_pool(self) -> None:

@@ -507,3 +507,269 @@ def test_a_gzip_bomb_page_is_rejected_as_too_large(tmp_path):
     assert error is None, error
     rejects = [json.loads(line) for line in (tmp_path / "out.rejects.jsonl").read_text().splitlines()]
     assert [r["reason"] for r in rejects if r["url"].endswith("/bomb")] == ["too_large"]
+
+
+# --- orphans --------------------------------------------------------------------------------------
+
+
+def _wait_for(condition, process: subprocess.Popen | None = None, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process is None or process.poll() is None, "the process ended before the condition held"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_kill_9_of_a_build_leaves_no_process_behind(tmp_path, shared_data, make_config):
+    config = make_config(
+        tmp_path,
+        sources=[{"type": "csv", "path": str(shared_data / "banking77" / "train.csv"), "label": "category"}],
+        clean=[{"step": "normalize"}, {"step": "pii"}, {"step": "gopher"}],
+    )
+    build = subprocess.Popen(
+        [sys.executable, "-m", "corpusmill", "build", str(config), "--workers", "2"],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait_for(lambda: len(descendants(build.pid)) >= 3, build)  # the forkserver and its two workers
+    children = descendants(build.pid)
+    os.kill(build.pid, signal.SIGKILL)  # the parent alone, as a crash or the OOM killer would
+    build.wait(timeout=30)
+    _wait_gone(children)
+
+
+def test_kill_9_of_a_crawl_then_an_immediate_resume_writes_each_page_and_link_once(tmp_path):
+    site = Site(linear_routes(pages=120, delay=0.02))
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    out, job = tmp_path / "out.jsonl", tmp_path / "job"
+    command = crawl_command(site.url, str(out), "--job-dir", str(job), "--max-pages", "100")
+    try:
+        crawl = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_for(lambda: (job / "records.jsonl").exists() and (job / "records.jsonl").stat().st_size > 20_000, crawl)
+        children = descendants(crawl.pid)
+        assert children
+        os.kill(crawl.pid, signal.SIGKILL)  # only the CLI: its Scrapy child must not crawl on
+        crawl.wait(timeout=30)
+        resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        _wait_gone(children, timeout=5)
+    finally:
+        site.shutdown()
+        site.server_close()
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    pages = [json.loads(line)["source"]["uri"] for line in out.read_text().splitlines()]
+    assert len(pages) == len(set(pages)) == 100
+    skipped = [
+        (r["url"], r["reason"])
+        for r in map(json.loads, out.with_name("out.rejects.jsonl").read_text().splitlines())
+        if not r.get("requested")
+    ]
+    assert skipped and len(skipped) == len(set(skipped))  # each link not followed listed once
+
+
+def test_a_second_crawl_on_a_busy_job_dir_is_refused(tmp_path):
+    from corpusmill.errors import CorpusmillError
+    from corpusmill.processes import FileLock
+    from crawlers.run import crawl
+
+    job = tmp_path / "job"
+    with FileLock(job / "crawl.lock"), pytest.raises(CorpusmillError, match="another crawl is running"):
+        crawl(CrawlOptions(start_urls=["http://127.0.0.1:9/"]), tmp_path / "out.jsonl", job)
+
+
+def test_cancelling_a_running_build_kills_its_whole_process_group(tmp_path, shared_data):
+    workspace = tmp_path / "ws"
+    (workspace / "inputs").mkdir(parents=True)
+    (workspace / "inputs" / "questions.csv").write_bytes((shared_data / "banking77" / "train.csv").read_bytes())
+    config = {**build_config(0), "clean": [{"step": "normalize"}, {"step": "near_dedup", "workers": 2}]}
+    service = Service(workspace).start()
+    try:
+        job = service.post("/jobs", {"kind": "build", "config": config}).json()
+        own_group = os.getpgid(service.process.pid)
+
+        def job_processes() -> set[int]:
+            found = set()
+            for pid in descendants(service.process.pid):
+                try:
+                    if os.getpgid(pid) != own_group:
+                        found.add(pid)
+                except ProcessLookupError:
+                    continue
+            return found
+
+        _wait_for(lambda: len(job_processes()) >= 3)  # the job worker, a forkserver, signature workers
+        running = job_processes()
+        cancelled = httpx.delete(f"{service.url}/jobs/{job['id']}", headers=AUTH, timeout=30)
+        assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+        _wait_gone(running)
+        assert service.get("/health").status_code == 200
+    finally:
+        service.stop()
+    assert not (workspace / "releases" / "svc" / "1").exists()
+
+
+# --- regex, imports, verify -------------------------------------------------------------------
+
+
+def test_a_catastrophic_regex_is_bounded_and_rejects_the_record():
+    from corpusmill.schema import Record, Source
+
+    deny = get_step("clean", "regex_deny")(patterns=["^(a+)+$", "^(a|aa)+$"], timeout=0.2)
+    records = [
+        Record(id="evil", text="a" * 60 + "!", source=Source(kind="import", uri="x", dataset="d")),
+        Record(id="fine", text="a normal sentence", source=Source(kind="import", uri="x", dataset="d")),
+    ]
+    started = time.monotonic()
+    kept = list(deny.run(iter(records)))
+    assert time.monotonic() - started < 5
+    assert [r.id for r in kept] == ["fine"]
+    assert deny.stats.dropped_by_reason == {"regex_timeout": 1}
+
+
+def _import(source: Path, *options: str) -> subprocess.CompletedProcess:
+    out = source.with_name(source.name + ".out.jsonl")
+    command = [sys.executable, "-m", "corpusmill", "import", str(source), "--out", str(out), *options]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def _one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.strip().count("\n") == 0, result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+
+
+def _warc(path: Path, pages: int) -> bytes:
+    import io
+
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    buffer = io.BytesIO()
+    writer = WARCWriter(buffer, gzip=True)
+    for n in range(pages):
+        html = f"<html><head><title>Page {n}</title></head><body><main><h1>Page {n}</h1>{TEXT}</main></body></html>"
+        headers = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8")], protocol="HTTP/1.1")
+        record = writer.create_warc_record(
+            f"http://example.org/{n}", "response", payload=io.BytesIO(html.encode()), http_headers=headers
+        )
+        writer.write_record(record)
+    return buffer.getvalue()
+
+
+def test_a_truncated_warc_is_an_error_or_a_reject(tmp_path):
+    data = _warc(tmp_path, 40)
+    cut = tmp_path / "cut.warc.gz"
+    cut.write_bytes(data[: int(len(data) * 0.67)])
+    _one_line_error(_import(cut), "cut.warc.gz: truncated after record")
+    assert not cut.with_name("cut.warc.gz.out.jsonl").exists()
+    skipped = _import(cut, "--on-error", "skip")
+    assert skipped.returncode == 0 and "truncated: 1" in skipped.stdout
+    whole = tmp_path / "whole.warc.gz"
+    whole.write_bytes(data)
+    assert "40 records out" in _import(whole).stdout
+
+
+def test_import_edge_cases_are_one_line_errors_or_work(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"text": [f"row number {n} with some text" for n in range(2000)]})
+    pq.write_table(table, tmp_path / "good.parquet", compression="none")
+    corrupt = bytearray((tmp_path / "good.parquet").read_bytes())
+    corrupt[200:2200] = b"\xff" * 2000
+    (tmp_path / "corrupt.parquet").write_bytes(bytes(corrupt))
+    _one_line_error(_import(tmp_path / "corrupt.parquet"), "corrupt.parquet:row 1: corrupt parquet data")
+
+    (tmp_path / "empty.json").write_text("")
+    _one_line_error(_import(tmp_path / "empty.json"), "empty.json: empty input")
+
+    rows = "text,label\nhéllo wörld,a\nzweite Zeile,b\n"
+    (tmp_path / "bom.csv").write_bytes(rows.encode("utf-16"))
+    (tmp_path / "plain16.csv").write_bytes(rows.encode("utf-16-le"))
+    for result in (_import(tmp_path / "bom.csv"), _import(tmp_path / "plain16.csv", "--encoding", "utf-16")):
+        assert result.returncode == 0, result.stderr
+    texts = [json.loads(line)["text"] for line in (tmp_path / "plain16.csv.out.jsonl").read_text().splitlines()]
+    assert texts == ["héllo wörld", "zweite Zeile"]
+
+    (tmp_path / "big.csv").write_text("text,label\n" + "word " * 60_000 + ",a\n")
+    big = _import(tmp_path / "big.csv")
+    assert big.returncode == 0, big.stderr
+
+    (tmp_path / "allbad.jsonl").write_text('{"other": 1}\n{"other": 2}\n')
+    nothing = _import(tmp_path / "allbad.jsonl", "--on-error", "skip")
+    _one_line_error(nothing, "nothing imported: all 2 rows were rejected (missing_field: 2)")
+    assert not (tmp_path / "allbad.jsonl.out.jsonl").exists()
+
+
+@pytest.fixture
+def release(tmp_path, shared_data, make_config) -> Path:
+    from corpusmill.config import load_config
+    from corpusmill.executor import LocalExecutor
+
+    config = make_config(
+        tmp_path,
+        sources=[{"type": "csv", "path": str(shared_data / "banking77" / "test.csv"), "label": "category"}],
+    )
+    return LocalExecutor(load_config(config), workers=1).build().release_dir
+
+
+def _verify(directory: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "corpusmill", "release", "verify", str(directory)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def _rehash(directory: Path, name: str) -> None:
+    import hashlib
+
+    manifest = json.loads((directory / "manifest.json").read_text())
+    data = (directory / name).read_bytes()
+    manifest["files"][name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_verify_rereads_records_and_refuses_paths_outside_the_release(release):
+    import pyarrow.parquet as pq
+
+    assert _verify(release).returncode == 0
+    manifest_text = (release / "manifest.json").read_text()
+
+    # an edited label in the JSONL mirror, its sha256 updated in the manifest
+    mirror = release / "jsonl" / "test.jsonl"
+    original = mirror.read_text()
+    first = json.loads(original.splitlines()[0])
+    first["label"] = "refund" if first["label"] != "refund" else "card_arrival"
+    mirror.write_text(json.dumps(first, separators=(",", ":"), sort_keys=True) + "\n" + original.split("\n", 1)[1])
+    _rehash(release, "jsonl/test.jsonl")
+    _one_line_error(_verify(release), "differs from parquet row", "field 'label'")
+    mirror.write_text(original)
+
+    # a parquet shard that lost rows, rehashed
+    shard = next((release / "data").glob("train-*.parquet"))
+    table = pq.read_table(shard)
+    pq.write_table(table.slice(0, table.num_rows - 1), shard)
+    (release / "manifest.json").write_text(manifest_text)
+    _rehash(release, shard.relative_to(release).as_posix())
+    _one_line_error(_verify(release), "more lines than the")
+
+    # the manifest itself hostile
+    for hostile in ("[]", json.dumps({"name": "test"})):
+        (release / "manifest.json").write_text(hostile)
+        _one_line_error(_verify(release), "not a corpusmill manifest")
+    escaping = json.loads(manifest_text)
+    escaping["files"]["../../etc/hostname"] = {"sha256": "0" * 64, "bytes": 1}
+    (release / "manifest.json").write_text(json.dumps(escaping))
+    _one_line_error(_verify(release), "lies outside the release")
+
+
+def test_two_builds_of_one_release_at_once_are_serialised(tmp_path, shared_data, make_config):
+    config = make_config(
+        tmp_path,
+        sources=[{"type": "csv", "path": str(shared_data / "banking77" / "test.csv"), "label": "category"}],
+        clean=[{"step": "normalize"}, {"step": "exact_dedup"}],
+    )
+    command = [sys.executable, "-m", "corpusmill", "build", str(config), "--workers", "1"]
+    builds = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [build.communicate(timeout=300) for build in builds]
+    assert [build.returncode for build in builds] == [0, 0], results
+    assert any("up to date" in out.lower() + err.lower() for out, err in results), results
