@@ -255,8 +255,7 @@ def _step_class(kind: str, name: str, path: str) -> type[PipelineStep]:
 def _params_error(path: str, exc: ValidationError) -> ConfigError:
     err = exc.errors()[0]
     key = dotted_path(err["loc"])
-    msg = "unknown key" if err["type"] == "extra_forbidden" else _clean_msg(err["msg"])
-    return ConfigError("config", f"{path}.{key}" if key else path, msg)
+    return ConfigError("config", f"{path}.{key}" if key else path, _clean_msg(err["msg"]))
 
 
 def make_step(kind: str, name: str, path: str, params: dict[str, Any], **fixed: Any) -> PipelineStep:

@@ -262,15 +262,16 @@ def test_killed_service_never_publishes_a_half_made_release(tmp_path, shared_dat
         "clean": [{"step": "normalize"}, {"step": "near_dedup", "shingle": "chars", "shingle_size": 4}],
     }
     service = Service(workspace, "--max-jobs", "2").start()
-    first = service.post("/jobs", {"kind": "build", "config": config}).json()
-    second = service.post("/jobs", {"kind": "build", "config": config}).json()
-    work = workspace / ".corpusmill" / "work" / "svc-1"
-    deadline = time.monotonic() + 120
-    while not (work / "ingest" / "_DONE.json").exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    job_pids = descendants(service.process.pid)
-    assert len(job_pids) >= 2, job_pids  # both job workers (and whatever they started)
+    try:
+        first = service.post("/jobs", {"kind": "build", "config": config}).json()
+        second = service.post("/jobs", {"kind": "build", "config": config}).json()
+        work = workspace / ".corpusmill" / "work" / "svc-1"
+        _wait_for(lambda: (work / "ingest" / "_DONE.json").exists())
+        job_pids = descendants(service.process.pid)
+        assert len(job_pids) >= 2, job_pids  # both job workers (and whatever they started)
+    except BaseException:
+        service.stop()
+        raise
     os.kill(service.process.pid, signal.SIGKILL)  # the service alone: its job workers must follow
     service.process.wait(timeout=30)
     _wait_gone(job_pids)
