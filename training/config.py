@@ -33,6 +33,12 @@ class Hyperparameters(BaseModel):
     seed: int = 42
     early_stopping_patience: int | None = Field(default=None, ge=1)
     """Stop when the objective has not improved on validation for this many evaluations."""
+    max_steps: int | None = Field(default=None, ge=1)
+    """Stop after this many optimizer steps (overrides ``epochs``): short runs and benchmarks."""
+    lora_r: int = Field(default=16, ge=1)
+    """LoRA rank (``method: lora``); searchable like every hyperparameter."""
+    lora_alpha: int = Field(default=32, ge=1)
+    lora_dropout: float = Field(default=0.05, ge=0, lt=1)
 
 
 class Objective(BaseModel):
@@ -85,8 +91,18 @@ class TrainConfig(BaseModel):
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
     objective: Objective | None = None
     text_field: Literal["text", "messages", "auto"] = "auto"
-    generation_samples: int = Field(default=16, ge=0)
-    """causal-lm: test prompts answered by sampling, for distinct-1/distinct-2."""
+    method: Literal["full", "lora"] = "full"
+    """``lora``: train low-rank adapters (peft) on a frozen base model; ``full``: every weight."""
+    target_modules: list[str] | None = None
+    """LoRA: module names to adapt; by default every linear projection of the attention and MLP
+    blocks, found from the model (peft's ``all-linear``: every ``nn.Linear`` but the output head)."""
+    generation_samples: int | None = Field(default=None, ge=0)
+    """causal-lm: how many test prompts the base and the tuned model answer (greedy) to be scored
+    against the references; ``None``: every test prompt, 0: none."""
+    max_new_tokens: int = Field(default=128, ge=1)
+    """causal-lm: longest generated answer, in tokens."""
+    compare_base: bool = True
+    """causal-lm: also evaluate the base model on the same test split and prompts."""
 
 
 def _load_yaml(path: Path) -> Any:

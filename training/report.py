@@ -1,4 +1,5 @@
-"""The training report: report.json, report.md, training curves and the confusion matrix."""
+"""The training report: report.json, report.md, training curves, the confusion matrix, and for
+chat models the base model against the tuned model on the same test prompts."""
 
 from __future__ import annotations
 
@@ -56,6 +57,36 @@ def plot_confusion(matrix: list[list[int]], labels: list[str], path: Path) -> st
                 if value:
                     ax.text(j, i, str(value), ha="center", va="center", fontsize=7)
     ax.set_title("Confusion matrix (test)")
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+    return path.name
+
+
+LOWER_IS_BETTER = frozenset({"loss", "perplexity"})
+
+
+def plot_base_vs_tuned(base: dict[str, float], tuned: dict[str, float], path: Path) -> str:
+    """One bar pair per shared metric; each pair scaled to its larger value (units differ)."""
+    metrics = [m for m in tuned if m in base and m != "loss" and max(abs(base[m]), abs(tuned[m])) > 0]
+    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(metrics)), 3.5), dpi=100)
+    width = 0.38
+    for offset, (name, values, colour) in enumerate((("base", base, "#9aa5b1"), ("tuned", tuned, "#2b6cb0"))):
+        scaled = [values[m] / max(abs(base[m]), abs(tuned[m])) for m in metrics]
+        bars = ax.bar(
+            [i + (offset - 0.5) * width for i in range(len(metrics))], scaled, width, label=name, color=colour
+        )
+        for bar, metric in zip(bars, metrics, strict=True):
+            ax.annotate(
+                f"{values[metric]:.3g}", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", fontsize=7
+            )
+    ax.set_xticks(range(len(metrics)))
+    ax.set_xticklabels(
+        [f"{m}\n({'lower' if m in LOWER_IS_BETTER else 'higher'} is better)" for m in metrics], fontsize=7
+    )
+    ax.set_yticks([])
+    ax.set_title("Base vs tuned model on the test split")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, metadata={"Software": None})
     plt.close(fig)
@@ -120,16 +151,38 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
         ]
     if "confusion_matrix" in report["plots"]:
         lines += [f"![Confusion matrix]({report['plots']['confusion_matrix']})", ""]
-    if report["test"].get("generation"):
-        generation = report["test"]["generation"]
-        lines += (
-            [
-                "## Sampled answers (test)",
-                "",
-                f"distinct-1 {generation['distinct_1']}, distinct-2 {generation['distinct_2']}",
-                "",
-            ]
-            + [f"- {s!r}" for s in generation["samples"]]
-            + [""]
-        )
+    if report.get("base"):
+        base, tuned = report["base"]["metrics"], report["test"]["metrics"]
+        lines += [
+            "## What fine-tuning bought: base vs tuned (test)",
+            "",
+            "The same test split and the same prompts, answered greedily by each model.",
+            "",
+            *_table(
+                ["metric", "base", "tuned", "change"],
+                [[m, round(base[m], 4), round(tuned[m], 4), f"{tuned[m] - base[m]:+.4f}"] for m in tuned if m in base],
+            ),
+            "",
+            f"![Base vs tuned]({report['plots']['base_vs_tuned']})",
+            "",
+        ]
+    if report.get("examples"):
+        lines += [
+            "## Example answers (test)",
+            "",
+            *_table(
+                ["prompt", "reference", "base model", "tuned model"],
+                [
+                    [_cell(e["prompt"]), _cell(e["reference"]), _cell(e["base"]), _cell(e["tuned"])]
+                    for e in report["examples"][:5]
+                ],
+            ),
+            "",
+        ]
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def _cell(text: str, limit: int = 200) -> str:
+    """Text that fits a Markdown table cell."""
+    flat = " ".join(text.split()).replace("|", "\\|")
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

