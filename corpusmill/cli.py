@@ -662,9 +662,13 @@ def demo(
         "corpusmill-demo"
     ),
     workers: WorkersOption = None,
-    train_model: Annotated[bool, typer.Option("--train/--no-train", help="End with a short MiniLM fine-tune.")] = True,
+    train_model: Annotated[
+        bool, typer.Option("--train/--no-train", help="End with short fine-tunes of MiniLM and SmolLM2.")
+    ] = True,
+    skip_classifier: Annotated[bool, typer.Option(help="Fine-tune only the chat model.")] = False,
 ) -> None:
-    """Build a release from the help-centre corpus that ships inside corpusmill, then fine-tune on it."""
+    """Build a release from the help-centre corpus that ships inside corpusmill, then fine-tune on it:
+    an intent classifier (MiniLM) and a chat model (SmolLM2-135M-Instruct with LoRA)."""
     from corpusmill.demo import prepare_demo
 
     try:
@@ -675,20 +679,71 @@ def demo(
     print_summary(result)
     out_console.print(f"Config: {config_path}", highlight=False)
     out_console.print(f"Card:   {result.release_dir / 'README.md'}", highlight=False)
-    if train_model:
-        from training import train
-        from training.config import Hyperparameters, TrainConfig
+    if not train_model:
+        return
+    from training import train
+    from training.config import Hyperparameters, TrainConfig
 
-        run_dir = out_dir / "model"
-        if (run_dir / "report.json").exists():
-            report = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
-        else:
-            console.print("Fine-tuning MiniLM on the demo release (4 epochs, CPU)…", highlight=False)
-            hp = Hyperparameters(learning_rate=2e-4, epochs=4, batch_size=16, max_length=48, seed=13)
-            report = train(result.release_dir, "classification", "minilm", run_dir, TrainConfig(hyperparameters=hp))
-        metrics = ", ".join(f"{k} {v:.3f}" for k, v in report["test"]["metrics"].items() if k != "loss")
-        out_console.print(f"Intent classifier on test: {metrics}", highlight=False)
-        out_console.print(f"Report: {run_dir / 'report.md'}", highlight=False)
+    try:
+        if not skip_classifier:
+            run_dir = out_dir / "model"
+            report = _demo_run(run_dir, "Fine-tuning MiniLM on the demo release (4 epochs, CPU)…") or train(
+                result.release_dir,
+                "classification",
+                "minilm",
+                run_dir,
+                TrainConfig(
+                    hyperparameters=Hyperparameters(learning_rate=2e-4, epochs=4, batch_size=16, max_length=48, seed=13)
+                ),
+            )
+            metrics = ", ".join(f"{k} {v:.3f}" for k, v in report["test"]["metrics"].items() if k != "loss")
+            out_console.print(f"Intent classifier on test: {metrics}", highlight=False)
+            out_console.print(f"Report: {run_dir / 'report.md'}", highlight=False)
+        chat_dir = out_dir / "chat-model"
+        report = _demo_run(
+            chat_dir, "Fine-tuning SmolLM2-135M-Instruct with LoRA on the FAQ chats (1 epoch, CPU)…"
+        ) or train(
+            result.release_dir,
+            "causal-lm",
+            "smollm2",
+            chat_dir,
+            TrainConfig(
+                method="lora",
+                text_field="messages",
+                max_new_tokens=64,
+                hyperparameters=Hyperparameters(
+                    learning_rate=5e-4, epochs=1, batch_size=4, max_length=192, warmup_ratio=0.0, seed=13
+                ),
+            ),
+        )
+    except CorpusmillError as exc:
+        raise _fail(exc) from None
+    base, tuned = report["base"]["metrics"], report["test"]["metrics"]
+    out_console.print(
+        f"Chat model on test: perplexity {base['perplexity']:.2f} (base) → {tuned['perplexity']:.2f} (tuned), "
+        f"chrF {base['chrf']:.1f} → {tuned['chrf']:.1f}, MiniLM similarity {base['minilm_cosine']:.3f} → "
+        f"{tuned['minilm_cosine']:.3f}",
+        highlight=False,
+    )
+    example = {key: _one_line(text) for key, text in report["examples"][0].items()}
+    out_console.print(
+        f"  Q: {example['prompt']}\n  base:  {example['base']}\n  tuned: {example['tuned']}", highlight=False
+    )
+    out_console.print(f"Report: {chat_dir / 'report.md'}\nTalk to it: corpusmill chat {chat_dir}", highlight=False)
+
+
+def _one_line(text: str, limit: int = 160) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _demo_run(run_dir: Path, announce: str) -> dict | None:
+    """An earlier demo's report from ``run_dir`` (the demo reruns in seconds), or None after
+    announcing the training that is about to start."""
+    if (run_dir / "report.json").exists():
+        return json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
+    console.print(announce, highlight=False)
+    return None
 
 
 def print_summary(result: BuildResult) -> None:

@@ -224,3 +224,27 @@ def test_search_picks_the_lora_run_with_the_lowest_validation_perplexity(coffee_
     assert report["objective"] == {"metric": "perplexity", "direction": "minimize"}
     assert report["hyperparameters"]["learning_rate"] == 2e-3  # the middle trial, not the last
     assert perplexities[1] == min(perplexities)
+
+
+def test_ablation_reports_what_augmentation_bought_a_chat_model(tmp_path):
+    """The demo release: FAQ chats from the bundled help centre, half of the training chats
+    augmented with keyboard typos on the user turn; LoRA with and without them."""
+    from corpusmill.demo import prepare_demo
+    from training import ablate
+
+    release = LocalExecutor(load_config(prepare_demo(tmp_path / "demo")), workers=1).build().release_dir
+    config = TrainConfig(
+        method="lora",
+        text_field="messages",
+        hyperparameters=SHORT.model_copy(update={"max_steps": 3}),
+        generation_samples=2,
+        max_new_tokens=12,
+        compare_base=False,
+    )
+    report = ablate(release, "causal-lm", SMOLLM2, tmp_path / "ablation", config, seeds=[1])
+    assert report["augmented_train_records"] > 0
+    assert report["train_records"]["with"] - report["train_records"]["without"] == report["augmented_train_records"]
+    assert {"perplexity", "chrf", "minilm_cosine"} <= set(report["summary"])
+    run = report["runs"][0]
+    assert run["with"]["perplexity"] != run["without"]["perplexity"]  # the arms really trained on different data
+    assert "| chrf |" in (tmp_path / "ablation" / "ablation.md").read_text()

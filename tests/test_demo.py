@@ -1,14 +1,20 @@
 """`corpusmill demo` end to end, as a user runs it."""
 
 import json
+import re
 import subprocess
 import sys
 
 
 def test_demo_builds_a_verified_release_and_reruns_as_up_to_date(tmp_path):
     command = [sys.executable, "-m", "corpusmill", "demo", "--out", str(tmp_path / "demo")]
-    first = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    first = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr
+    classifier = re.search(r"Intent classifier on test: accuracy ([0-9.]+)", first.stdout)
+    assert classifier and float(classifier.group(1)) > 0.5, first.stdout  # 10 intents: chance is 0.1
+    chat = re.search(r"Chat model on test: perplexity ([0-9.]+) \(base\) → ([0-9.]+) \(tuned\)", first.stdout)
+    assert chat and float(chat.group(2)) < float(chat.group(1)), first.stdout
+    assert "  tuned: " in first.stdout and (tmp_path / "demo" / "chat-model" / "model" / "adapter_config.json").exists()
     release = tmp_path / "demo" / "releases" / "parcelly-helpdesk" / "1.0.0"
     assert f"Card:   {release / 'README.md'}" in first.stdout
     manifest = json.loads((release / "manifest.json").read_text())

@@ -91,6 +91,8 @@ class TrainConfig(BaseModel):
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
     objective: Objective | None = None
     text_field: Literal["text", "messages", "auto"] = "auto"
+    """causal-lm: train and evaluate on chat records only (``messages``), plain text only
+    (``text``), or both (``auto``)."""
     method: Literal["full", "lora"] = "full"
     """``lora``: train low-rank adapters (peft) on a frozen base model; ``full``: every weight."""
     target_modules: list[str] | None = None

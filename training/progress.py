@@ -3,6 +3,7 @@ line, instead of a ``{'loss': …}`` dict printed every few steps."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rich.console import Console
@@ -43,9 +44,13 @@ class RichProgress(TrainerCallback):
             return
         if "loss" in logs:
             self.fields["loss"] = f"{logs['loss']:.3f}"
-        key = f"eval_{self.metric}" if f"eval_{self.metric}" in logs else "eval_loss"
+        key = f"eval_{self.metric}"
         if key in logs:
-            self.fields["eval"] = f"validation {key.removeprefix('eval_')} {logs[key]:.3f}"
+            self.fields["eval"] = f"validation {self.metric} {logs[key]:.3f}"
+        elif "eval_loss" in logs:  # perplexity is exp(loss): Trainer logs only the loss
+            value = math.exp(min(logs["eval_loss"], 50)) if self.metric == "perplexity" else logs["eval_loss"]
+            name = "perplexity" if self.metric == "perplexity" else "loss"
+            self.fields["eval"] = f"validation {name} {value:.3f}"
         self.progress.update(self.task, **self.fields)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:

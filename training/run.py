@@ -85,6 +85,8 @@ class Experiment:
         splits, self.manifest = load_release(release_dir)
         hp = config.hyperparameters
         self.task = TASKS[task](self.model_path, splits, hp.max_length)
+        if task == "causal-lm" and config.text_field != "auto":
+            self.task.use_only(config.text_field)
         metric, direction = DEFAULT_OBJECTIVES[task]
         self.objective = config.objective or Objective(metric=metric, direction=direction)
         self.device_is_cuda = torch.cuda.is_available()
@@ -380,6 +382,10 @@ def ablate(
             "task": task,
             "base_model": model,
             "augmented_train_records": augmented,
+            "train_records": {
+                "with": len(experiment.task.dataset("train")),
+                "without": len(experiment.task.dataset("train", drop_augmented=True)),
+            },
             "seeds": seeds,
             "runs": runs,
             "summary": summary,

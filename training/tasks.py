@@ -204,6 +204,11 @@ class CausalLMTask:
             previous = rendered
         return ids[: self.max_length], labels[: self.max_length]
 
+    def use_only(self, field: str) -> None:
+        """Keep only chat records (``messages``) or only plain-text records (``text``) in every split."""
+        for split, rows in self.rows.items():
+            self.rows[split] = [r for r in rows if r[field]]
+
     def dataset(self, split: str, drop_augmented: bool = False) -> Any:
         import datasets
 
