@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -508,48 +508,54 @@ def train_command(
 ChatModelOption = Annotated[
     str | None, typer.Option("--model", help="Without RUN_DIR: the base model ('smollm2', a dir or a .gguf file).")
 ]
+RunDirArgument = Annotated[Path | None, typer.Argument(help="A training run (corpusmill train --out DIR).")]
+MaxNewTokensOption = Annotated[int, typer.Option(min=1, help="Longest answer, in tokens.")]
+
+
+def _chat_model(run_dir: Path | None, model: str | None) -> tuple[Any, Any]:
+    """The model and tokenizer of a run, or of a base model: exactly one of the two is given."""
+    from training.chat import load_chat_model
+
+    if (run_dir is None) == (model is None):
+        console.print("[red]error:[/red] give a RUN_DIR or --model, not both", highlight=False)
+        raise typer.Exit(2)
+    try:
+        return load_chat_model(run_dir, model)
+    except CorpusmillError as exc:
+        raise _fail(exc) from None
 
 
 @app.command()
 def chat(
-    run_dir: Annotated[Path | None, typer.Argument(help="A training run (corpusmill train --out DIR).")] = None,
+    run_dir: RunDirArgument = None,
     model: ChatModelOption = None,
-    max_new_tokens: Annotated[int, typer.Option(min=1, help="Longest answer, in tokens.")] = 256,
+    max_new_tokens: MaxNewTokensOption = 256,
     system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
 ) -> None:
     """Talk to a trained chat model (or a base model) in the terminal; answers stream as generated."""
     import sys
 
-    from training.chat import chat_session, load_chat_model
+    from training.chat import chat_session
 
-    if (run_dir is None) == (model is None):
-        console.print("[red]error:[/red] give a RUN_DIR or --model, not both", highlight=False)
-        raise typer.Exit(2)
-    try:
-        loaded, tokenizer = load_chat_model(run_dir, model)
-    except CorpusmillError as exc:
-        raise _fail(exc) from None
+    loaded, tokenizer = _chat_model(run_dir, model)
     chat_session(loaded, tokenizer, sys.stdin, sys.stdout, max_new_tokens, system)
 
 
 @app.command()
 def generate(
-    run_dir: Annotated[Path | None, typer.Argument(help="A training run (corpusmill train --out DIR).")] = None,
+    run_dir: RunDirArgument = None,
     source: Annotated[Path, typer.Option("--in", help='JSONL of {"prompt": …} or {"messages": [...]}.')] = Path(
         "prompts.jsonl"
     ),
     out: Annotated[Path, typer.Option("--out", help="JSONL: each input line with its answer.")] = Path("answers.jsonl"),
     model: ChatModelOption = None,
-    max_new_tokens: Annotated[int, typer.Option(min=1, help="Longest answer, in tokens.")] = 256,
+    max_new_tokens: MaxNewTokensOption = 256,
 ) -> None:
     """Answer every prompt of a JSONL file (greedy), with a trained run or a base model."""
-    from training.chat import generate_file, load_chat_model
+    from training.chat import generate_file
 
-    if (run_dir is None) == (model is None):
-        console.print("[red]error:[/red] give a RUN_DIR or --model, not both", highlight=False)
-        raise typer.Exit(2)
+    loaded, tokenizer = _chat_model(run_dir, model)
     try:
-        loaded, tokenizer = load_chat_model(run_dir, model)
         written = generate_file(loaded, tokenizer, source, out, max_new_tokens)
     except CorpusmillError as exc:
         raise _fail(exc) from None

@@ -87,26 +87,6 @@ def start_time(pid: int) -> int | None:
         return None
 
 
-def descendants(pid: int) -> set[int]:
-    """Every living process below ``pid`` in the process tree."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry.name))
-    found: set[int] = set()
-    stack = [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            if child not in found:
-                found.add(child)
-                stack.append(child)
-    return found
-
-
 def group_alive(pgid: int) -> bool:
     """Whether any process of group ``pgid`` exists (zombies count as gone)."""
     for entry in Path("/proc").iterdir():

@@ -22,7 +22,6 @@ from test_service import AUTH, TOKEN, Service, build_config
 
 from corpusmill.config import parse_config
 from corpusmill.errors import ConfigError
-from corpusmill.processes import descendants
 from corpusmill.registry import get_step, step_names
 from corpusmill.validators import LocalPath, path_values
 from crawlers.options import CrawlOptions
@@ -36,6 +35,26 @@ class RunsShell:
 
     def __reduce__(self):
         return (os.system, (self.command,))
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` in the process tree: what a kill must not leave behind."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found: set[int] = set()
+    stack = [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            if child not in found:
+                found.add(child)
+                stack.append(child)
+    return found
 
 
 def serve(pages: int) -> Site:
@@ -566,6 +585,11 @@ def test_kill_9_of_a_crawl_then_an_immediate_resume_writes_each_page_and_link_on
         if not r.get("requested")
     ]
     assert skipped and len(skipped) == len(set(skipped))  # each link not followed listed once
+    stats = json.loads(out.with_name("out.stats.json").read_text())
+    # the summary keeps rejected pages and links not followed apart, with stats.json's numbers
+    assert f"Links not followed ({sum(stats['not_followed'].values())}):" in resumed.stdout
+    for reason, count in stats["not_followed"].items():
+        assert f"  {reason}: {count}" in resumed.stdout
 
 
 def test_a_second_crawl_on_a_busy_job_dir_is_refused(tmp_path):
