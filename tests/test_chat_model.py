@@ -248,3 +248,28 @@ def test_ablation_reports_what_augmentation_bought_a_chat_model(tmp_path):
     run = report["runs"][0]
     assert run["with"]["perplexity"] != run["without"]["perplexity"]  # the arms really trained on different data
     assert "| chrf |" in (tmp_path / "ablation" / "ablation.md").read_text()
+
+
+def test_training_progress_is_one_rich_line_with_step_epoch_loss_and_validation():
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from training.progress import RichProgress
+
+    screen = io.StringIO()
+    progress = RichProgress("training (lora)", "perplexity", Console(file=screen, force_terminal=True, width=160))
+    state = SimpleNamespace(max_steps=10, global_step=0, epoch=0.0)
+    progress.on_train_begin(None, state, None)
+    for step in range(1, 11):
+        state.global_step, state.epoch = step, step / 10
+        progress.on_step_end(None, state, None)
+        if step == 5:
+            progress.on_log(None, state, None, logs={"loss": 2.5})
+    progress.on_log(None, state, None, logs={"eval_loss": 2.0})  # Trainer logs loss; perplexity is exp(loss)
+    progress.on_train_end(None, state, None)
+    shown = screen.getvalue()
+    assert "10/10" in shown and "epoch 1.0" in shown and "loss 2.500" in shown
+    assert "validation perplexity 7.389" in shown
+    assert "{'loss'" not in shown
