@@ -15,7 +15,7 @@ from corpusmill.config import load_config
 from corpusmill.executor import LocalExecutor
 from training import train
 from training.config import Hyperparameters, SearchSpace, TrainConfig
-from training.models import SMOLLM2, WrongModelKind, check_kind, resolve_base_model
+from training.models import SMOLLM2, WrongModelKind, check_kind, packaged_smollm2, resolve_base_model
 
 
 @pytest.fixture(scope="session")
@@ -68,6 +68,7 @@ def test_smollm2_loads_offline_with_its_chat_template(smollm2):
     assert "<|im_start|>user\nA latte, please.<|im_end|>" in rendered
     assert rendered.endswith("<|im_start|>assistant\n")
     assert resolve_base_model(SMOLLM2) == smollm2  # materialised once, then reused
+    assert resolve_base_model(str(packaged_smollm2())) == smollm2  # a .gguf path names the same checkpoint
 
 
 def test_a_model_of_the_wrong_kind_fails_at_once_in_one_line(smollm2, coffee_release, tmp_path):
