@@ -83,12 +83,14 @@ def materialise_gguf(gguf: Path) -> Path:
             return target
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
         config = loaded.config
-        config.quantization_config = None  # the weights below are plain float32
-        del config.quantization_config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config  # the weights below are plain float32
         plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
         plain.load_state_dict(loaded.state_dict())
         plain.generation_config = loaded.generation_config
