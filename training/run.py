@@ -31,6 +31,8 @@ class Trial:
     history: list[dict[str, Any]] = field(default_factory=list)
     tokens: int = 0
     """Training tokens that entered the model (padding excluded)."""
+    train_seconds: float = 0.0
+    """Time inside the training loop alone (``seconds`` also counts loading and validation)."""
 
 
 PEFT_TASK_TYPES = {"causal-lm": "CAUSAL_LM", "classification": "SEQ_CLS"}
@@ -161,7 +163,7 @@ class Experiment:
         train = self.task.dataset("train", drop_augmented)
         validation = self.task.dataset("validation")
         trainer = self._trainer(hp, train, validation, workdir)
-        trainer.train()
+        train_seconds = trainer.train().metrics["train_runtime"]
         scores = self._scored(trainer.evaluate())
         if self.objective.metric not in scores:
             raise InputError(
@@ -169,6 +171,7 @@ class Experiment:
             )
         trial = Trial(hp, scores, round(time.perf_counter() - started, 2), trainer.state.log_history)
         trial.tokens = int(trainer.state.num_input_tokens_seen)
+        trial.train_seconds = float(train_seconds)
         return trainer, trial
 
     # -- search, test, report ------------------------------------------------------------------
@@ -319,8 +322,8 @@ def train(
             "hyperparameters": best.hyperparameters.model_dump(),
             "training": {
                 "tokens": best.tokens,
-                "seconds": best.seconds,
-                "tokens_per_second": round(best.tokens / best.seconds, 1) if best.seconds else 0.0,
+                "seconds": round(best.train_seconds, 2),
+                "tokens_per_second": round(best.tokens / best.train_seconds, 1) if best.train_seconds else 0.0,
                 "losses": [h["loss"] for h in best.history if "loss" in h and "eval_loss" not in h],
             },
             "validation": best.validation,
