@@ -20,18 +20,19 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from quiet import NoiseMonitor, spread  # noqa: E402
 
 
 def build_release(out: Path, records: int) -> Path:
@@ -133,20 +134,6 @@ def child(kind: str, release: Path, steps: int) -> None:
     print(json.dumps(result))
 
 
-def others_cpu_seconds() -> float:
-    """CPU seconds used so far by every process but this one (whose reaped children count as its own)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            total += int(fields[11]) + int(fields[12])
-    return total / tick
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=64)
@@ -159,27 +146,19 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         release = build_release(Path(tmp), args.records)
-        before, started = others_cpu_seconds(), time.monotonic()
+        noise = NoiseMonitor()
         results: dict[str, list[dict[str, float]]] = {"trl": [], "ours": []}
         for _ in range(args.runs):
             for kind in ("trl", "ours"):
                 command = [sys.executable, __file__, "--steps", str(args.steps), "--child", kind, str(release)]
                 output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
                 results[kind].append(json.loads(output.strip().splitlines()[-1]))
-        others = (others_cpu_seconds() - before) / (time.monotonic() - started)
     rates = {kind: [r["tokens"] / r["seconds"] for r in runs] for kind, runs in results.items()}
     for kind, values in rates.items():
         rss = statistics.median(r["peak_rss_mb"] for r in results[kind])
-        print(
-            f"{kind:>5}: {statistics.median(values):8.1f} tokens/s (spread {min(values):.1f}–{max(values):.1f}), "
-            f"peak RSS {rss:.0f} MB"
-        )
-    ratios = [o / t for o, t in zip(rates["ours"], rates["trl"], strict=True)]
-    print(f"ours / TRL: {statistics.median(ratios):.2f}x (spread {min(ratios):.2f}–{max(ratios):.2f})")
-    print(
-        f"other processes used {others:.2f} cores on average during the runs: "
-        f"{'NOISY, do not publish' if others > 0.2 else 'quiet'}"
-    )
+        print(f"{kind:>5}: {spread(values, ' tokens/s')}, peak RSS {rss:.0f} MB")
+    print(f"ours / TRL: {spread([o / t for o, t in zip(rates['ours'], rates['trl'], strict=True)], 'x')}")
+    print(noise.verdict())
 
 
 if __name__ == "__main__":
