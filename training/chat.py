@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from corpusmill.errors import InputError
-from training.evaluation import generate_answers
+from training.evaluation import context_budget, generate_answers
 from training.models import check_kind, resolve_base_model
 from training.tasks import render_chat
 
@@ -52,13 +52,17 @@ def stream_answer(model: Any, tokenizer: Any, messages: list[dict[str, str]], ma
     import torch
     from transformers import TextIteratorStreamer
 
+    max_prompt, max_answer = context_budget(model, max_new_tokens)
     text = render_chat(tokenizer, messages, add_generation_prompt=True)
-    inputs = tokenizer(text, return_tensors="pt", add_special_tokens=False).to(model.device)
+    tokenizer.truncation_side = "left"  # a long conversation keeps its latest turns
+    inputs = tokenizer(
+        text, return_tensors="pt", add_special_tokens=False, truncation=max_prompt is not None, max_length=max_prompt
+    ).to(model.device)
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
     arguments = {
         **inputs,
         "streamer": streamer,
-        "max_new_tokens": max_new_tokens,
+        "max_new_tokens": max_answer,
         "do_sample": False,
         "pad_token_id": tokenizer.pad_token_id,
     }

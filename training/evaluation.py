@@ -36,17 +36,30 @@ def chat_prompts(rows: list[dict[str, Any]], limit: int | None) -> list[ChatProm
     return prompts if limit is None else prompts[:limit]
 
 
+def context_budget(model: Any, max_new_tokens: int) -> tuple[int | None, int]:
+    """(longest prompt, longest answer) in tokens so that both fit the model's context window;
+    the answer keeps ``max_new_tokens`` unless that would take more than half the window."""
+    window = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
+    if not window:
+        return None, max_new_tokens
+    answer = max(1, min(max_new_tokens, window // 2))
+    return window - answer, answer
+
+
 def generate_answers(
     model: Any, tokenizer: Any, conversations: list[list[dict[str, str]]], max_new_tokens: int, batch_size: int = 8
 ) -> list[str]:
-    """Greedy answers, batched with left padding (a decoder-only model continues on the right)."""
+    """Greedy answers, batched with left padding (a decoder-only model continues on the right);
+    a prompt longer than the context window keeps its most recent tokens."""
     import torch
 
+    max_prompt, max_answer = context_budget(model, max_new_tokens)
     config = copy.deepcopy(model.generation_config)
     config.do_sample, config.temperature, config.top_p, config.top_k = False, None, None, None
-    config.max_new_tokens = max_new_tokens
+    config.max_new_tokens = max_answer
     config.pad_token_id = tokenizer.pad_token_id
-    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    sides = tokenizer.padding_side, tokenizer.truncation_side
+    tokenizer.padding_side = tokenizer.truncation_side = "left"
     answers: list[str] = []
     model.eval()
     try:
@@ -54,13 +67,20 @@ def generate_answers(
             texts = [
                 render_chat(tokenizer, c, add_generation_prompt=True) for c in conversations[start : start + batch_size]
             ]
-            inputs = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+            inputs = tokenizer(
+                texts,
+                return_tensors="pt",
+                padding=True,
+                add_special_tokens=False,
+                truncation=max_prompt is not None,
+                max_length=max_prompt,
+            ).to(model.device)
             with torch.inference_mode():
                 output = model.generate(**inputs, generation_config=config)
             new = output[:, inputs["input_ids"].shape[1] :]
             answers += [text.strip() for text in tokenizer.batch_decode(new, skip_special_tokens=True)]
     finally:
-        tokenizer.padding_side = side
+        tokenizer.padding_side, tokenizer.truncation_side = sides
     return answers
 
 
