@@ -1,7 +1,8 @@
-"""Back-translation throughput: corpusmill against nlpaug's BackTranslationAug, same machine, one run.
+"""Back-translation throughput: corpusmill against nlpaug's BackTranslationAug and against the
+engine's own limit (raw CTranslate2), same machine, one run.
 
     .venv/bin/pip install nlpaug==1.1.11   # benchmark only; not a project dependency
-    .venv/bin/python bench/backtranslate.py [--sentences 256] [--length 24]
+    .venv/bin/python bench/backtranslate.py [--sentences 256] [--length 24] [--runs 3]
 
 Both tools get the same full-size Marian shaped like Helsinki-NLP/opus-mt-en-de (d_model 512,
 6+6 layers, 8 heads, ffn 2048, vocab 58,101, swish, scaled embeddings; random weights, built and
@@ -9,13 +10,19 @@ saved here with from_pretrained-compatible files) in both directions. Random wei
 of random length, so every side's output length is fixed (min = max new tokens) and both tools do
 the same work. Measured: round trips per second, once at equal decoding (beam 4, nlpaug's
 behaviour with opus-mt's generation config) and once at each tool's default (nlpaug: beam 4 from
-the generation config; corpusmill: sampling with the CTranslate2 backend). Not a test; not in CI.
+the generation config; corpusmill: sampling with the CTranslate2 backend). Beside each corpusmill
+line stands raw CTranslate2 with the same converted int8 model, the same threads, the sentences
+tokenised beforehand (outside the timing), token-budget batches (4,096) and the same decoding in
+both directions: what corpusmill's sentence splitting, caching, filtering and provenance cost.
+Each tool runs ``--runs`` times, alternating; medians with spread, and a noise verdict (the CPU
+other processes used meanwhile). Not a test; not in CI.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -25,6 +32,9 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "helpers"))
+sys.path.insert(0, str(REPO / "bench"))
+
+from quiet import NoiseMonitor, spread  # noqa: E402
 
 VOCAB = 58_101
 
@@ -119,22 +129,81 @@ def corpusmill_rate(forward: Path, backward: Path, texts: list[str], length: int
     return len(texts) / (time.perf_counter() - started)
 
 
+def raw_ctranslate2_rate(
+    forward: Path, backward: Path, texts: list[str], length: int, decoding: str, cache: Path
+) -> float:
+    """Round trips per second of CTranslate2 alone: pre-tokenised input, one call per direction."""
+    import ctranslate2
+    import sentencepiece as spm
+
+    from augment.translate import CTranslate2Backend
+    from corpusmill.models import resolve_model
+
+    def translator(path: Path) -> ctranslate2.Translator:
+        converted = CTranslate2Backend.convert(str(path), resolve_model(str(path))[1], cache)
+        return ctranslate2.Translator(
+            str(converted), device="cpu", compute_type="int8", inter_threads=os.cpu_count() or 1, intra_threads=1
+        )
+
+    def pieces(model: Path) -> spm.SentencePieceProcessor:
+        return spm.SentencePieceProcessor(model_file=str(model))
+
+    options: dict[str, object] = {
+        "max_batch_size": 4096,
+        "batch_type": "tokens",
+        "min_decoding_length": length,
+        "max_decoding_length": length,
+        "beam_size": 4 if decoding == "beam" else 1,
+    }
+    if decoding == "sample":
+        ctranslate2.set_random_seed(1)
+        options.update(sampling_topk=0, sampling_temperature=0.8)
+    there, back = translator(forward), translator(backward)
+    english_in, german_out = pieces(forward / "source.spm"), pieces(forward / "target.spm")
+    german_in, english_out = pieces(backward / "source.spm"), pieces(backward / "target.spm")
+    tokens = [[*english_in.encode(t, out_type=str), "</s>"] for t in texts]
+    there.translate_batch(tokens[:4], **options)  # warm-up
+    started = time.perf_counter()
+    german = [german_out.decode(r.hypotheses[0]) for r in there.translate_batch(tokens, **options)]
+    returned = back.translate_batch([[*german_in.encode(g, out_type=str), "</s>"] for g in german], **options)
+    _ = [english_out.decode(r.hypotheses[0]) for r in returned]
+    return len(texts) / (time.perf_counter() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sentences", type=int, default=256)
     parser.add_argument("--length", type=int, default=24)
+    parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     texts = sentences(args.sentences)
+    rates: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         forward = full_size_marian(Path(tmp) / "en-de", "en", "de", args.length)
         backward = full_size_marian(Path(tmp) / "de-en", "de", "en", args.length)
-        theirs = nlpaug_rate(forward, backward, texts, args.length)
-        ours_beam = corpusmill_rate(forward, backward, texts, args.length, "beam", Path(tmp) / "cache")
-        ours_default = corpusmill_rate(forward, backward, texts, args.length, "sample", Path(tmp) / "cache")
-    print(f"{len(texts)} sentences, {args.length} tokens out on each side, 2 CPU cores")
-    print(f"nlpaug BackTranslationAug (beam 4, its default): {theirs:7.2f} round trips/s")
-    for label, rate in (("beam 4 (equal decoding)", ours_beam), ("default (sampling)", ours_default)):
-        print(f"corpusmill, {label:24s}:          {rate:7.2f} round trips/s  ratio {rate / theirs:.1f}x")
+        cache = Path(tmp) / "cache"
+        sides = {
+            "nlpaug": lambda: nlpaug_rate(forward, backward, texts, args.length),
+            "ours beam": lambda: corpusmill_rate(forward, backward, texts, args.length, "beam", cache),
+            "raw beam": lambda: raw_ctranslate2_rate(forward, backward, texts, args.length, "beam", cache),
+            "ours sample": lambda: corpusmill_rate(forward, backward, texts, args.length, "sample", cache),
+            "raw sample": lambda: raw_ctranslate2_rate(forward, backward, texts, args.length, "sample", cache),
+        }
+        sides["raw beam"]()  # converts both models once, outside the measured runs
+        noise = NoiseMonitor()
+        for _ in range(args.runs):
+            for name, run in sides.items():
+                rates.setdefault(name, []).append(run())
+        verdict = noise.verdict()
+    print(f"{len(texts)} sentences, {args.length} tokens out on each side, {os.cpu_count()} CPU cores")
+    print(f"nlpaug BackTranslationAug (beam 4, its default): {spread(rates['nlpaug'], ' round trips/s')}")
+    for decoding, label in (("beam", "beam 4 (equal decoding)"), ("sample", "default (sampling)")):
+        ours, raw = rates[f"ours {decoding}"], rates[f"raw {decoding}"]
+        print(f"corpusmill, {label}: {spread(ours, ' round trips/s')}")
+        print(f"  raw CTranslate2, same decoding: {spread(raw, ' round trips/s')}")
+        print(f"  corpusmill / nlpaug: {spread([o / n for o, n in zip(ours, rates['nlpaug'], strict=True)], 'x')}")
+        print(f"  corpusmill / raw engine: {spread([o / r for o, r in zip(ours, raw, strict=True)], 'x')}")
+    print(verdict)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from quiet import NoiseMonitor, spread  # noqa: E402
 
 DATATROVE = r"""
 import sys, time
@@ -124,11 +127,20 @@ def ours_in_child(data: Path, steps: list[dict]) -> dict:
     return json.loads(child.stdout.strip().splitlines()[-1])
 
 
+def datatrove_seconds(python: str, mode: str, shards: Path, out: Path) -> float:
+    """One datatrove pipeline run in its own virtualenv; the seconds it reports."""
+    done = subprocess.run(
+        [python, "-c", DATATROVE, mode, str(shards), str(out)], capture_output=True, text=True, check=True
+    )
+    return float(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--docs", type=int, default=100_000)
     parser.add_argument("--datatrove-python", default="/tmp/dtvenv/bin/python")
     parser.add_argument("--rss-scale", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:  # measure one configuration in a fresh process (for its own peak RSS)
@@ -146,22 +158,21 @@ def main() -> None:
         for index in range(2):
             (shards / f"corpus-{index}.jsonl").write_text("".join(lines[index::2]), encoding="utf-8")
         results = {}
+        noise = NoiseMonitor()
         for name, steps in (("quality+exact", quality), ("near-dedup", near)):
-            mine = ours_in_child(data, steps)
             mode = "quality" if name == "quality+exact" else "minhash"
-            theirs = subprocess.run(
-                [args.datatrove_python, "-c", DATATROVE, mode, str(shards), str(Path(tmp) / f"dt-{mode}")],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            dt_seconds = float(theirs.stdout.strip().splitlines()[-1])
-            results[name] = (mine, dt_seconds)
+            mine, theirs = [], []
+            for run in range(args.runs):  # alternating, so a slow minute hurts both alike
+                theirs.append(datatrove_seconds(args.datatrove_python, mode, shards, Path(tmp) / f"dt-{mode}-{run}"))
+                mine.append(ours_in_child(data, steps))
+            results[name] = (mine[0], theirs)
+            ours_rates = [args.docs / m["seconds"] for m in mine]
             print(
-                f"{name:14s} corpusmill {args.docs / mine['seconds']:8.0f} docs/s ({mine['seconds']:.1f}s, "
-                f"{mine['kept']} kept) | datatrove {args.docs / dt_seconds:8.0f} docs/s ({dt_seconds:.1f}s) | "
-                f"ratio {dt_seconds / mine['seconds']:.2f}x"
+                f"{name:14s} corpusmill {spread(ours_rates, ' docs/s')} ({mine[0]['kept']} kept) | "
+                f"datatrove {spread([args.docs / t for t in theirs], ' docs/s')} | ratio "
+                f"{spread([t / m['seconds'] for t, m in zip(theirs, mine, strict=True)], 'x')}"
             )
+        print(noise.verdict())
         big = Path(tmp) / "big.jsonl"
         build_corpus(big, args.docs * args.rss_scale, seed=1)
         for name, steps in (("quality+exact", quality), ("near-dedup", near)):

@@ -23,6 +23,7 @@ sys.path.insert(0, str(REPO / "tests" / "helpers"))
 sys.path.insert(0, str(REPO / "bench"))
 
 from crawl import serve  # noqa: E402
+from quiet import NoiseMonitor, spread  # noqa: E402
 from redis_server import redis_server  # noqa: E402
 
 
@@ -45,28 +46,34 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=800)
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     queue: multiprocessing.Queue = multiprocessing.Queue()
     server = multiprocessing.Process(target=serve, args=(queue, args.pages, args.latency), daemon=True)
     server.start()
     base = f"http://127.0.0.1:{queue.get()}/"
     concurrency = ["--concurrency", str(args.concurrency)]
-    results: dict[str, float] = {}
+    seconds: dict[str, list[float]] = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            results["local scheduler, 1 worker"] = run_workers(base, Path(tmp), 1, concurrency)
-            for count in (1, 2):
-                with redis_server(Path(tmp)) as url:
-                    seconds = run_workers(base, Path(tmp), count, [*concurrency, "--redis", url])
-                results[f"--redis, {count} worker{'s' * (count > 1)}"] = seconds
+            noise = NoiseMonitor()
+            for _ in range(args.runs):  # alternating, so a slow minute hurts every side alike
+                seconds.setdefault("local scheduler, 1 worker", []).append(run_workers(base, Path(tmp), 1, concurrency))
+                for count in (1, 2):
+                    with redis_server(Path(tmp)) as url:
+                        taken = run_workers(base, Path(tmp), count, [*concurrency, "--redis", url])
+                    seconds.setdefault(f"--redis, {count} worker{'s' * (count > 1)}", []).append(taken)
+            verdict = noise.verdict()
     finally:
         server.terminate()
     print(f"{args.pages} pages, {args.latency * 1000:.0f} ms each, {args.concurrency} requests in flight per worker")
-    for name, seconds in results.items():
-        print(f"{name:26s} {args.pages / seconds:7.1f} pages/s ({seconds:.1f}s, process start included)")
-    one, two = results["--redis, 1 worker"], results["--redis, 2 workers"]
-    print(f"--redis 2 workers / 1 worker: {one / two:.2f}x")
-    print(f"--redis 1 worker / local scheduler: {results['local scheduler, 1 worker'] / one:.2f}x")
+    for name, values in seconds.items():
+        print(f"{name:26s} {spread([args.pages / v for v in values], ' pages/s')} (process start included)")
+    one, two = seconds["--redis, 1 worker"], seconds["--redis, 2 workers"]
+    local = seconds["local scheduler, 1 worker"]
+    print(f"--redis 2 workers / 1 worker: {spread([a / b for a, b in zip(one, two, strict=True)], 'x')}")
+    print(f"--redis 1 worker / local scheduler: {spread([a / b for a, b in zip(local, one, strict=True)], 'x')}")
+    print(verdict)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from quiet import NoiseMonitor, spread
+
 WORDS = [
     "card",
     "payment",
@@ -99,19 +103,27 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes-mb", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--dir", type=Path, default=Path("/tmp/bench-import"))
+    parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     ours_rss: dict[str, list[float]] = {"jsonl": [], "csv": []}
+    noise = NoiseMonitor()
     for size in args.sizes_mb:
         paths = generate(args.dir, size)
         for fmt, path in paths.items():
-            ours, peer = run("corpusmill", fmt, path), run("pandas", fmt, path)
-            ours_rss[fmt].append(ours["rss_mb"])
-            ours_rate, peer_rate = ours["rows"] / ours["seconds"], peer["rows"] / peer["seconds"]
+            ours, peer = [], []
+            for _ in range(args.runs):  # alternating, so a slow minute hurts both alike
+                ours.append(run("corpusmill", fmt, path))
+                peer.append(run("pandas", fmt, path))
+            ours_rss[fmt].append(max(r["rss_mb"] for r in ours))
+            ours_rates = [r["rows"] / r["seconds"] for r in ours]
+            peer_rates = [r["rows"] / r["seconds"] for r in peer]
             print(
-                f"{size:5d} MB {fmt:5s}  corpusmill {ours_rate:9.0f} rows/s peak RSS {ours['rss_mb']:7.0f} MB | "
-                f"pandas {peer_rate:9.0f} rows/s peak RSS {peer['rss_mb']:7.0f} MB | "
-                f"rows/s ratio {ours_rate / peer_rate:.2f} | rows {ours['rows']} vs {peer['rows']}"
+                f"{size:5d} MB {fmt:5s}  corpusmill {spread(ours_rates, ' rows/s')}, peak RSS "
+                f"{ours_rss[fmt][-1]:.0f} MB | pandas {spread(peer_rates, ' rows/s')}, peak RSS "
+                f"{max(r['rss_mb'] for r in peer):.0f} MB | ratio "
+                f"{spread([a / b for a, b in zip(ours_rates, peer_rates, strict=True)], 'x')} | "
+                f"rows {ours[0]['rows']} vs {peer[0]['rows']}"
             )
     if len(args.sizes_mb) > 1:
         for fmt, values in ours_rss.items():
@@ -119,6 +131,7 @@ def main() -> None:
                 f"corpusmill {fmt} peak RSS growth from {args.sizes_mb[0]} MB to {args.sizes_mb[-1]} MB: "
                 f"{values[-1] / values[0]:.2f}x"
             )
+    print(noise.verdict())
 
 
 if __name__ == "__main__":

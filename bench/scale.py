@@ -19,6 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+from quiet import NoiseMonitor, spread  # noqa: E402
+
 STEPS = [{"step": "html_to_text"}, {"step": "fix_unicode"}, {"step": "normalize"}, {"step": "pii"}, {"step": "gopher"}]
 
 
@@ -68,16 +70,26 @@ def main() -> None:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--docs", type=int, default=50_000)
+    parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
+    seconds: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "corpus.jsonl"
         build_corpus(data, args.docs)
-        local = run("local", 2, data)
-        one = run("ray", 1, data)
-        two = run("ray", 2, data)
-    for name, seconds in (("local executor, 2 workers", local), ("ray, 1 worker", one), ("ray, 2 workers", two)):
-        print(f"{name:26s} {args.docs / seconds:8.0f} records/s ({seconds:.1f}s)")
-    print(f"ray 2 workers / 1 worker: {one / two:.2f}x")
+        noise = NoiseMonitor()
+        for _ in range(args.runs):  # alternating, so a slow minute hurts every side alike
+            for name, executor, workers in (
+                ("local, 2 workers", "local", 2),
+                ("ray, 1 worker", "ray", 1),
+                ("ray, 2 workers", "ray", 2),
+            ):
+                seconds.setdefault(name, []).append(run(executor, workers, data))
+        verdict = noise.verdict()
+    for name, values in seconds.items():
+        print(f"{name:18s} {spread([args.docs / v for v in values], ' records/s')}")
+    one, two = seconds["ray, 1 worker"], seconds["ray, 2 workers"]
+    print(f"ray 2 workers / 1 worker: {spread([a / b for a, b in zip(one, two, strict=True)], 'x')}")
+    print(verdict)
 
 
 if __name__ == "__main__":
