@@ -171,11 +171,12 @@ class CTranslate2Backend(Backend):
         converted = self.convert(path, fingerprint, cache_dir)
         if compute_type == "auto":
             compute_type = "float16" if device.startswith("cuda") else "int8"
+        self.inter_threads = inter_threads or max(1, os.cpu_count() or 1)
         self.translator = ctranslate2.Translator(
             str(converted),
             device="cuda" if device.startswith("cuda") else "cpu",
             compute_type=compute_type,
-            inter_threads=inter_threads or max(1, os.cpu_count() or 1),
+            inter_threads=self.inter_threads,
             intra_threads=intra_threads,
         )
 
@@ -216,6 +217,11 @@ class CTranslate2Backend(Backend):
             kwargs.update(
                 sampling_topk=settings.top_k, sampling_temperature=settings.temperature, sampling_topp=settings.top_p
             )
+        else:
+            # A batch handed over whole runs on one of CTranslate2's inter-threads while the others
+            # idle; cut it into one sub-batch per thread. Only for greedy and beam search, whose
+            # output does not depend on which thread decodes what; seeded sampling stays whole.
+            kwargs["max_batch_size"] = -(-len(tokens) // self.inter_threads)
         results = self.translator.translate_batch(tokens, **kwargs)
         return [[self.tokenizer.convert_tokens_to_string(h) for h in result.hypotheses] for result in results]
 

@@ -12,8 +12,8 @@ the same work. Measured: round trips per second, once at equal decoding (beam 4,
 behaviour with opus-mt's generation config) and once at each tool's default (nlpaug: beam 4 from
 the generation config; corpusmill: sampling with the CTranslate2 backend). Beside each corpusmill
 line stands raw CTranslate2 with the same converted int8 model, the same threads, the sentences
-tokenised beforehand (outside the timing), token-budget batches (4,096) and the same decoding in
-both directions: what corpusmill's sentence splitting, caching, filtering and provenance cost.
+tokenised beforehand (outside the timing), one sub-batch per inter-thread and the same decoding
+in both directions: what corpusmill's sentence splitting, caching, filtering and provenance cost.
 Each tool runs ``--runs`` times, alternating; medians with spread, and a noise verdict (the CPU
 other processes used meanwhile). Not a test; not in CI.
 """
@@ -148,9 +148,9 @@ def raw_ctranslate2_rate(
     def pieces(model: Path) -> spm.SentencePieceProcessor:
         return spm.SentencePieceProcessor(model_file=str(model))
 
+    threads = os.cpu_count() or 1
     options: dict[str, object] = {
-        "max_batch_size": 4096,
-        "batch_type": "tokens",
+        "max_batch_size": -(-len(texts) // threads),  # one sub-batch per inter-thread: every core busy
         "min_decoding_length": length,
         "max_decoding_length": length,
         "beam_size": 4 if decoding == "beam" else 1,

@@ -55,6 +55,31 @@ def test_both_backends_give_the_same_greedy_output(tiny_marian, tmp_path):
     assert any("ist" in h[0] or "bin" in h[0] for h in hf)  # it really translates into German
 
 
+def test_ctranslate2_spreads_a_deterministic_batch_over_its_threads_with_the_same_output(tiny_marian, tmp_path):
+    """Greedy and beam batches are cut into one sub-batch per inter-thread (both cores busy);
+    the output is the same as one whole batch's, so release bytes do not change."""
+    engine = translator(tiny_marian[0], "ctranslate2", tmp_path)
+    backend = engine.backend
+    calls = []
+    original = backend.translator.translate_batch
+
+    class Spy:
+        def translate_batch(self, tokens, **options):
+            calls.append(options.get("max_batch_size"))
+            return original(tokens, **options)
+
+    backend.translator = Spy()
+    for settings in (DecodeSettings(strategy="greedy"), DecodeSettings(strategy="beam", num_beams=4)):
+        spread_out = backend.generate(SENTENCES, settings)
+        backend.inter_threads = 1
+        whole = backend.generate(SENTENCES, settings)
+        backend.inter_threads = 2
+        assert spread_out == whole
+    assert calls == [-(-len(SENTENCES) // 2), len(SENTENCES)] * 2
+    backend.generate(SENTENCES, DecodeSettings(strategy="sample"))
+    assert calls[-1] is None  # seeded sampling stays one batch: its output must not depend on threads
+
+
 def test_order_is_restored_after_length_sorting(tiny_marian, tmp_path):
     texts = ["Tom is tired.", "I am very happy and we are hungry today.", "Hi.", "Where is the station?"]
     engine = translator(tiny_marian[0], "transformers", tmp_path, token_budget=24)
