@@ -13,7 +13,8 @@ behaviour with opus-mt's generation config) and once at each tool's default (nlp
 the generation config; corpusmill: sampling with the CTranslate2 backend). Beside each corpusmill
 line stands raw CTranslate2 with the same converted int8 model, the same threads, the sentences
 tokenised beforehand (outside the timing), one sub-batch per inter-thread and the same decoding
-in both directions: what corpusmill's sentence splitting, caching, filtering and provenance cost.
+as corpusmill (the chosen one forward, greedy back): what corpusmill's sentence splitting,
+caching, filtering and provenance cost.
 Each tool runs ``--runs`` times, alternating; medians with spread, and a noise verdict (the CPU
 other processes used meanwhile). Not a test; not in CI.
 """
@@ -158,6 +159,9 @@ def raw_ctranslate2_rate(
     if decoding == "sample":
         ctranslate2.set_random_seed(1)
         options.update(sampling_topk=0, sampling_temperature=0.8)
+    backward_options = {**options, "beam_size": 1}  # corpusmill's backward pass is greedy, whatever the forward
+    backward_options.pop("sampling_topk", None)
+    backward_options.pop("sampling_temperature", None)
     there, back = translator(forward), translator(backward)
     english_in, german_out = pieces(forward / "source.spm"), pieces(forward / "target.spm")
     german_in, english_out = pieces(backward / "source.spm"), pieces(backward / "target.spm")
@@ -165,7 +169,7 @@ def raw_ctranslate2_rate(
     there.translate_batch(tokens[:4], **options)  # warm-up
     started = time.perf_counter()
     german = [german_out.decode(r.hypotheses[0]) for r in there.translate_batch(tokens, **options)]
-    returned = back.translate_batch([[*german_in.encode(g, out_type=str), "</s>"] for g in german], **options)
+    returned = back.translate_batch([[*german_in.encode(g, out_type=str), "</s>"] for g in german], **backward_options)
     _ = [english_out.decode(r.hypotheses[0]) for r in returned]
     return len(texts) / (time.perf_counter() - started)
 
