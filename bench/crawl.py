@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from quiet import NoiseMonitor, spread
+from quiet import NoiseMonitor, process_cpu_seconds, spread
 
 WORDS = ["parcel", "delivery", "locker", "refund", "tracking", "address", "driver", "depot", "label", "return"]
 
@@ -139,11 +139,6 @@ def busy_cpu_seconds() -> float:
     fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def process_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def timed_child(command: list[str], server_pid: int) -> tuple[float, float]:
