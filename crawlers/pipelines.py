@@ -47,9 +47,13 @@ class ExtractionPipeline:
         return cls(crawler)
 
     def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        context = multiprocessing.get_context("forkserver")
+        # The forkserver imports the extraction code once and every worker forks with it loaded,
+        # instead of each worker importing trafilatura, lxml, bs4 and the schema itself.
+        context.set_forkserver_preload(["crawlers.extract"])
         return concurrent.futures.ProcessPoolExecutor(
             self.workers,
-            mp_context=multiprocessing.get_context("forkserver"),
+            mp_context=context,
             initializer=die_with,
             initargs=(os.getpid(),),
         )

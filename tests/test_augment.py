@@ -56,28 +56,34 @@ def test_both_backends_give_the_same_greedy_output(tiny_marian, tmp_path):
 
 
 def test_ctranslate2_spreads_a_deterministic_batch_over_its_threads_with_the_same_output(tiny_marian, tmp_path):
-    """Greedy and beam batches are cut into one sub-batch per inter-thread (both cores busy);
-    the output is the same as one whole batch's, so release bytes do not change."""
-    engine = translator(tiny_marian[0], "ctranslate2", tmp_path)
+    """Greedy and beam search reach CTranslate2 in one call, cut into two sub-batches per
+    inter-thread (both cores busy to the end); the output is the one-batch output, so release bytes
+    do not change. Seeded sampling stays in the Translator's batches, whole."""
+    engine = translator(tiny_marian[0], "ctranslate2", tmp_path, token_budget=64)
     backend = engine.backend
     calls = []
     original = backend.translator.translate_batch
 
     class Spy:
         def translate_batch(self, tokens, **options):
-            calls.append(options.get("max_batch_size"))
+            calls.append((len(tokens), options.get("max_batch_size")))
             return original(tokens, **options)
 
     backend.translator = Spy()
     for settings in (DecodeSettings(strategy="greedy"), DecodeSettings(strategy="beam", num_beams=4)):
-        spread_out = backend.generate(SENTENCES, settings)
+        spread_out = engine.translate(SENTENCES, settings)
         backend.inter_threads = 1
+        backend.token_budget = 10_000
         whole = backend.generate(SENTENCES, settings)
-        backend.inter_threads = 2
+        backend.inter_threads, backend.token_budget = 2, 64
         assert spread_out == whole
-    assert calls == [-(-len(SENTENCES) // 2), len(SENTENCES)] * 2
-    backend.generate(SENTENCES, DecodeSettings(strategy="sample"))
-    assert calls[-1] is None  # seeded sampling stays one batch: its output must not depend on threads
+        assert calls[-2:] == [(len(SENTENCES), -(-len(SENTENCES) // 4)), (len(SENTENCES), -(-len(SENTENCES) // 2))]
+    engine.token_budget = 16
+    sampled = engine.translate(SENTENCES, DecodeSettings(strategy="sample"))
+    assert len(sampled) == len(SENTENCES)
+    sample_calls = calls[4:]
+    assert len(sample_calls) > 1  # the token budget of 16 cuts the sentences into several calls
+    assert all(size is None for _, size in sample_calls)  # each call one batch
 
 
 def test_order_is_restored_after_length_sorting(tiny_marian, tmp_path):
@@ -99,6 +105,24 @@ def test_sampling_gives_n_distinct_variants_and_reports_shortfall(tiny_marian, t
     for parent in {r.parent_id for r in derived}:
         texts = [r.text for r in derived if r.parent_id == parent]
         assert len(texts) == len(set(texts))
+    # Sampling really samples: greedy (or beam) decoding would give one text per sentence and
+    # leave each parent with at most one variant.
+    assert sum(len({r.text for r in derived if r.parent_id == f"r{i}"}) >= 2 for i in range(4)) >= 3
+
+
+def test_default_decoding_is_greedy_for_one_variant_and_beam_search_for_more(tiny_marian, tmp_path):
+    """The default chosen by bench/decoding.py: greedy at n=1; the n best beams at n>1, which give
+    distinct variants where greedy could give only one."""
+    records = [rec(i, t) for i, t in enumerate(SENTENCES)]
+    defaults = backtranslate_params(tiny_marian, tmp_path / "cache", drop_identical=False)
+    del defaults["step"], defaults["decoding"]
+    one = list(BackTranslate(seed=3, **defaults).run(records))
+    assert {r.augmentation.params["decoding"]["strategy"] for r in one if r.parent_id} == {"greedy"}
+    two = list(BackTranslate(seed=3, n=2, **defaults).run(records))
+    decodings = {json.dumps(r.augmentation.params["decoding"], sort_keys=True) for r in two if r.parent_id}
+    assert [json.loads(d)["strategy"] for d in decodings] == ["beam"]
+    per_parent = [len({r.text for r in two if r.parent_id == f"r{i}"}) for i in range(len(SENTENCES))]
+    assert sum(count == 2 for count in per_parent) >= len(SENTENCES) // 2
 
 
 def test_cache_makes_a_rerun_translate_nothing(tiny_marian, tmp_path):

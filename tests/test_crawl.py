@@ -8,6 +8,7 @@ import signal
 import subprocess
 import threading
 import time
+from urllib.parse import urlparse
 
 import pytest
 from edge_site import Site, crawl_command, edge_sites, linear_routes
@@ -135,17 +136,19 @@ def test_kill_9_then_resume_gives_the_same_pages_once_each(tmp_path):
             stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 120
-        while not ((job / "records.jsonl").exists() and len((job / "records.jsonl").read_bytes().splitlines()) > 40):
+        while not ((job / "records.jsonl").exists() and len((job / "records.jsonl").read_bytes().splitlines()) > 75):
             assert process.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
         assert not out.exists()
-        done_before = len((job / "records.jsonl").read_bytes().splitlines())
-        assert done_before < 150
+        written_before = {urlparse(r["meta"]["requested_url"]).path for r in read_jsonl(job / "records.jsonl")}
+        assert 75 <= len(written_before) < 150
+        requests_before = dict(site.requests)
         subprocess.run(
             crawl_command(site.url, str(out), "--job-dir", str(job)), check=True, capture_output=True, timeout=300
         )
+        resume_requests = {path: site.requests[path] - requests_before.get(path, 0) for path in site.requests}
     finally:
         site.shutdown()
         site.server_close()
@@ -153,6 +156,11 @@ def test_kill_9_then_resume_gives_the_same_pages_once_each(tmp_path):
     resumed = [r["source"]["uri"] for r in read_jsonl(out)]
     assert len(expected) == 150
     assert sorted(resumed) == expected  # the same pages, none twice
+    # The resume fetched only what was left: no page written before the kill is requested again,
+    # and at most the unfinished pages (plus robots.txt) are; a fresh crawl would fetch all 150.
+    assert not [path for path in written_before if resume_requests.get(path)]
+    pages_requested = sum(n for path, n in resume_requests.items() if path != "/robots.txt")
+    assert 0 < pages_requested <= 150 - len(written_before)
 
 
 def test_a_page_that_hangs_extraction_falls_back_without_hanging_the_crawl(monkeypatch):

@@ -592,6 +592,25 @@ def test_kill_9_of_a_crawl_then_an_immediate_resume_writes_each_page_and_link_on
         assert f"  {reason}: {count}" in resumed.stdout
 
 
+def test_the_crawl_summary_says_how_many_links_max_depth_cut_and_how_to_follow_them(tmp_path):
+    site = Site(linear_routes(pages=40, delay=0))
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    out = tmp_path / "out.jsonl"
+    try:
+        done = subprocess.run(
+            crawl_command(site.url, str(out), "--max-depth", "2"), capture_output=True, text=True, timeout=300
+        )
+    finally:
+        site.shutdown()
+        site.server_close()
+    assert done.returncode == 0, done.stderr[-2000:]
+    stats = json.loads(out.with_name("out.stats.json").read_text())
+    assert stats["pages_written"] == 6  # depth 0: /, depth 1: 1 and 2, depth 2: 3, 5 and 8
+    cut = stats["not_followed"]["max_depth"]
+    assert cut > 0
+    assert f"  max_depth: {cut} (deeper than --max-depth 2: raise it to follow them)" in done.stdout
+
+
 def test_a_second_crawl_on_a_busy_job_dir_is_refused(tmp_path):
     from corpusmill.errors import CorpusmillError
     from corpusmill.processes import FileLock

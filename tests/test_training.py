@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import statistics
 from pathlib import Path
 
 import pytest
@@ -94,15 +95,71 @@ def test_search_keeps_the_best_by_the_declared_objective_and_never_sees_test(ban
     assert Objective(metric="accuracy", direction="minimize").better(low, high)  # the flip side, without retraining
 
 
+@pytest.mark.parametrize(
+    ("direction", "scores", "best"),
+    [
+        ("maximize", {1e-5: 0.40, 3e-5: 0.90, 1e-4: 0.60}, 3e-5),  # the best is neither first nor last
+        ("minimize", {1e-5: 0.70, 3e-5: 0.20, 1e-4: 0.50}, 3e-5),
+        ("minimize", {1e-5: 0.10, 3e-5: 0.20, 1e-4: 0.50}, 1e-5),
+        ("maximize", {1e-5: 0.10, 3e-5: 0.20, 1e-4: 0.50}, 1e-4),
+    ],
+)
+def test_search_keeps_the_best_trial_by_the_objective_wherever_it_falls(
+    banking_release, tmp_path, monkeypatch, direction, scores, best
+):
+    """The search loop alone, with training stubbed out by fixed validation scores: the model it
+    keeps in ``out/model`` is the best trial's, not the last one's."""
+    from training.run import Experiment, Trial
+
+    class SavedTrainer:
+        def __init__(self, learning_rate: float) -> None:
+            self.learning_rate = learning_rate
+
+        def save_model(self, directory: str) -> None:
+            Path(directory).mkdir(parents=True, exist_ok=True)
+            (Path(directory) / "trained_with.txt").write_text(repr(self.learning_rate))
+
+    def fixed_scores(self, hp, workdir, drop_augmented=False):
+        return SavedTrainer(hp.learning_rate), Trial(hp, {"accuracy": scores[hp.learning_rate]}, 0.0)
+
+    monkeypatch.setattr(Experiment, "train_once", fixed_scores)
+    experiment = Experiment(banking_release, "classification", "minilm", tmp_path, TrainConfig(hyperparameters=FAST))
+    space = SearchSpace(
+        space={"learning_rate": list(scores)}, objective=Objective(metric="accuracy", direction=direction)
+    )
+    chosen, trials = experiment.search(space)
+    assert [t.hyperparameters.learning_rate for t in trials] == list(scores)
+    assert chosen.hyperparameters.learning_rate == best
+    assert (tmp_path / "model" / "trained_with.txt").read_text() == repr(best)
+
+
+def test_random_search_samples_distinct_grid_points_reproducibly():
+    space = {"learning_rate": [1e-5, 3e-5, 1e-4, 3e-4], "batch_size": [8, 16, 32], "epochs": [1, 2]}
+    grid = SearchSpace(space=space).candidates(FAST)
+    assert len(grid) == 24
+    picks = [SearchSpace(strategy="random", trials=5, seed=seed, space=space).candidates(FAST) for seed in (0, 0, 1)]
+    keys = [[(c.learning_rate, c.batch_size, c.epochs) for c in pick] for pick in picks]
+    assert len(keys[0]) == len(set(keys[0])) == 5
+    assert set(keys[0]) <= {(c.learning_rate, c.batch_size, c.epochs) for c in grid}
+    assert keys[0] == keys[1] and keys[0] != keys[2]  # the seed decides, and only the seed
+    assert all(c.max_length == FAST.max_length for c in picks[0])  # unsearched settings kept
+    assert len(SearchSpace(strategy="random", trials=99, space=space).candidates(FAST)) == 24
+
+
 def test_ablation_runs_both_arms_and_reports_the_difference(banking_release, tmp_path):
     hp = FAST.model_copy(update={"epochs": 1, "max_length": 32, "batch_size": 64})
     report = ablate(
         banking_release, "classification", "minilm", tmp_path / "ablate", TrainConfig(hyperparameters=hp), seeds=[1, 2]
     )
-    assert report["augmented_train_records"] > 0
+    augmented = report["augmented_train_records"]
+    assert augmented > 0
+    # the "without" arm really trained on the train split less every augmented record
+    assert report["train_records"]["with"] - report["train_records"]["without"] == augmented
     assert len(report["runs"]) == 2 and all({"with", "without"} <= set(r) for r in report["runs"])
     summary = report["summary"]["accuracy"]
     assert summary["mean_difference"] == pytest.approx(summary["with_mean"] - summary["without_mean"], abs=1e-5)
+    differences = [r["with"]["accuracy"] - r["without"]["accuracy"] for r in report["runs"]]
+    assert summary["stdev"] == pytest.approx(statistics.stdev(differences), abs=1e-5)
     assert (tmp_path / "ablate" / "ablation.md").read_text().count("|") > 10
 
 
@@ -161,7 +218,6 @@ def chat_release(tmp_path_factory) -> Path:
 
 
 def test_only_assistant_tokens_carry_loss(tiny_gpt2, chat_release):
-    from corpusmill.schema import Record
     from training.run import load_release
 
     splits, _ = load_release(chat_release)
@@ -170,11 +226,9 @@ def test_only_assistant_tokens_carry_loss(tiny_gpt2, chat_release):
     ids, labels = task.encode(row)
     labelled = task.tokenizer.decode([i for i, label in zip(ids, labels, strict=True) if label != -100])
     assistant = row["messages"][-1]["content"]
-    assert labelled.strip() == assistant + "\n<|endoftext|>" or labelled.startswith(assistant)
-    assert "How do I" not in labelled and "Parcelly assistant" not in labelled
+    assert labelled == assistant + "\n<|endoftext|>"  # the answer and its end, nothing else
     text_ids, text_labels = task.encode({"text": "Plain text is ordinary LM data.", "messages": None})
     assert text_ids == text_labels
-    assert Record  # the schema the release rows follow
 
 
 def test_tiny_gpt2_perplexity_falls_with_training(tiny_gpt2, chat_release, tmp_path):

@@ -137,9 +137,9 @@ def train_marian(
     return out
 
 
-def build_pair(shared: Path, out: Path) -> tuple[Path, Path]:
+def build_pair(shared: Path, out: Path, steps: int = 400) -> tuple[Path, Path]:
     """English→German and German→English models."""
     pairs = load_pairs(shared)
-    forward = train_marian(pairs, out / "en-de", "en", "de")
-    backward = train_marian([(t, s) for s, t in pairs], out / "de-en", "de", "en")
+    forward = train_marian(pairs, out / "en-de", "en", "de", steps)
+    backward = train_marian([(t, s) for s, t in pairs], out / "de-en", "de", "en", steps)
     return forward, backward
