@@ -106,9 +106,15 @@ class Backend:
         self.path = path
         self.device = device
         self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.token_ids = functools.lru_cache(maxsize=1 << 16)(self._token_ids)
+        """Memoised: the sentence splitter's length check, the model-limit filter, the batching
+        and the engine all tokenise the same sentence; once is enough (was 4x per sentence)."""
+
+    def _token_ids(self, text: str) -> tuple[int, ...]:
+        return tuple(self.tokenizer(text)["input_ids"])
 
     def token_length(self, text: str) -> int:
-        return len(self.tokenizer(text)["input_ids"])
+        return len(self.token_ids(text))
 
     @functools.cached_property
     def max_source_tokens(self) -> int:
@@ -219,7 +225,7 @@ class CTranslate2Backend(Backend):
     def generate(self, texts: list[str], settings: DecodeSettings) -> list[list[str]]:
         import ctranslate2
 
-        tokens = [self.tokenizer.convert_ids_to_tokens(self.tokenizer(t)["input_ids"]) for t in texts]
+        tokens = [self.tokenizer.convert_ids_to_tokens(list(self.token_ids(t))) for t in texts]
         n = 1 if settings.strategy == "greedy" else settings.n
         kwargs: dict[str, Any] = {
             "max_decoding_length": self.max_new_tokens(settings),

@@ -92,17 +92,12 @@ def nlpaug_rate(forward: Path, backward: Path, texts: list[str], length: int) ->
     return len(texts) / (time.perf_counter() - started)
 
 
-def corpusmill_rate(
-    forward: Path, backward: Path, texts: list[str], length: int, cache: Path, **decoding: Any
-) -> float:
-    """Round trips per second of the ``backtranslate`` step; ``decoding``: its decoding parameters."""
+def unfiltered_step(forward: Path, backward: Path, cache: Path, **params: Any) -> Any:
+    """A ``backtranslate`` step over the pair whose quality filter lets every variant through."""
     from augment import BackTranslate
-    from corpusmill.schema import Record
 
-    step = BackTranslate(
+    return BackTranslate(
         seed=1,
-        backend="ctranslate2",
-        max_new_tokens=length,
         cache_dir=str(cache),
         pivots=[{"language": "de", "forward": str(forward), "backward": str(backward)}],
         quality={
@@ -112,8 +107,22 @@ def corpusmill_rate(
             "min_length_ratio": 0.01,
             "max_length_ratio": 100,
         },
-        **decoding,
+        **params,
     )
+
+
+def train_records(texts: list[str]) -> list[Any]:
+    from corpusmill.schema import Record
+
+    source = {"kind": "import", "uri": "b", "dataset": "b"}
+    return [Record(id=f"s{i}", text=t, split="train", source=source) for i, t in enumerate(texts)]
+
+
+def corpusmill_rate(
+    forward: Path, backward: Path, texts: list[str], length: int, cache: Path, **decoding: Any
+) -> float:
+    """Round trips per second of the ``backtranslate`` step; ``decoding``: its decoding parameters."""
+    step = unfiltered_step(forward, backward, cache, backend="ctranslate2", max_new_tokens=length, **decoding)
     step.ensure_setup()
     for translator in step.translators["de"]:  # the same fixed output length as nlpaug gets
         translator.backend.max_new_tokens = lambda settings, n=length: n  # type: ignore[method-assign]
@@ -123,10 +132,7 @@ def corpusmill_rate(
             return original(texts, settings.model_copy(update={"min_new_tokens": length}))
 
         translator.backend.generate = fixed  # type: ignore[method-assign]
-    records = [
-        Record(id=f"s{i}", text=t, split="train", source={"kind": "import", "uri": "b", "dataset": "b"})
-        for i, t in enumerate(texts)
-    ]
+    records = train_records(texts)
     list(step.run(records[:4]))  # warm-up (and conversion)
     step.cache.connection.execute("DELETE FROM translations")
     started = time.perf_counter()

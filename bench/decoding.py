@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "helpers"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from backtranslate import corpusmill_rate, full_size_marian, sentences  # noqa: E402
+from backtranslate import corpusmill_rate, full_size_marian, sentences, train_records, unfiltered_step  # noqa: E402
 from quiet import NoiseMonitor, spread  # noqa: E402
 
 DECODINGS: dict[str, dict[str, Any]] = {
@@ -50,27 +50,8 @@ DECODINGS: dict[str, dict[str, Any]] = {
 
 def variants(pair: tuple[Path, Path], texts: list[str], cache: Path, decoding: dict[str, Any]) -> list[tuple[str, str]]:
     """(source, variant) for every variant the step makes with no filter but "differs from the source"."""
-    from augment import BackTranslate
-    from corpusmill.schema import Record
-
-    forward, backward = pair
-    step = BackTranslate(
-        seed=1,
-        cache_dir=str(cache),
-        pivots=[{"language": "de", "forward": str(forward), "backward": str(backward)}],
-        quality={
-            "similarity": "none",
-            "check_language": False,
-            "drop_identical": False,
-            "min_length_ratio": 0.01,
-            "max_length_ratio": 100,
-        },
-        **decoding,
-    )
-    records = [
-        Record(id=f"s{i}", text=t, split="train", source={"kind": "import", "uri": "b", "dataset": "b"})
-        for i, t in enumerate(texts)
-    ]
+    step = unfiltered_step(*pair, cache, **decoding)
+    records = train_records(texts)
     by_id = {r.id: r.text for r in records}
     return [(by_id[v.parent_id], v.text) for v in step.run(records) if v.parent_id in by_id]
 

@@ -232,16 +232,48 @@ def test_light_augmenters_are_seeded(operation):
     assert len(first) > 3
 
 
-def test_synonyms_need_wordnet_and_say_so():
-    from nltk.corpus import wordnet
+def test_synonyms_need_wordnet_and_say_so(monkeypatch, tmp_path):
+    import nltk
+    from nltk.corpus.reader import WordNetCorpusReader
+    from nltk.corpus.util import LazyCorpusLoader
 
-    try:
-        wordnet.synsets("card")
-        pytest.skip("WordNet data is installed here")
-    except LookupError:
-        pass
+    monkeypatch.setattr(nltk.data, "path", [str(tmp_path)])  # an empty data directory
+    monkeypatch.setattr(
+        nltk.corpus, "wordnet", LazyCorpusLoader("wordnet", WordNetCorpusReader, LazyCorpusLoader("omw-1.4", object))
+    )
     with pytest.raises(RuntimeError, match="needs NLTK's WordNet data"):
         EasyDataAugmenter(operation="synonym").ensure_setup()
+
+
+def test_synonyms_come_from_wordnet_when_it_is_installed(monkeypatch):
+    """The installed path, with a two-synset stand-in for WordNet's reader (the real database is
+    a download): every replacement is one of the word's lemmas, never the word itself."""
+    import nltk
+
+    class Lemma:
+        def __init__(self, name: str) -> None:
+            self._name = name
+
+        def name(self) -> str:
+            return self._name
+
+    class Synset:
+        def __init__(self, *names: str) -> None:
+            self._lemmas = [Lemma(n) for n in names]
+
+        def lemmas(self) -> list[Lemma]:
+            return self._lemmas
+
+    table = {"card": [Synset("card", "bill_of_fare")], "reset": [Synset("reset", "readjust")]}
+
+    class WordNet:
+        def synsets(self, word: str) -> list[Synset]:
+            return table.get(word, [])
+
+    monkeypatch.setattr(nltk.corpus, "wordnet", WordNet())
+    step = EasyDataAugmenter(seed=1, operation="synonym", rate=1.0)
+    out = [r.text for r in step.run([rec(1, "reset my card now")]) if r.parent_id]
+    assert out == ["readjust my bill of fare now"]
 
 
 def test_augmenting_validation_needs_force_and_the_card_flags_it(tiny_marian, tmp_path, make_config):
@@ -269,3 +301,47 @@ def test_augmenting_validation_needs_force_and_the_card_flags_it(tiny_marian, tm
     forced_release = LocalExecutor(load_config(forced), workers=1).build().release_dir
     assert verify_release(forced_release)["splits"]["validation"]["augmented"] > 0
     assert "**Warning:** backtranslate also augmented validation/test" in (forced_release / "README.md").read_text()
+
+
+def test_augment_through_the_command_line(tiny_marian, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    forward, backward = tiny_marian
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(rec(i, t).to_json() + "\n" for i, t in enumerate(SENTENCES)))
+    out = tmp_path / "out.jsonl"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "corpusmill",
+            "augment",
+            str(source),
+            "--out",
+            str(out),
+            "--model-forward",
+            str(forward),
+            "--model-backward",
+            str(backward),
+            "--n",
+            "2",
+            "--similarity",
+            "none",
+            "--workers",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "CORPUSMILL_CACHE": str(tmp_path / "cache")},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    records = [Record.from_json(line) for line in out.read_text().splitlines()]
+    originals = [r for r in records if r.parent_id is None]
+    variants = [r for r in records if r.parent_id]
+    assert [r.text for r in originals] == SENTENCES
+    assert variants and {r.parent_id for r in variants} <= {r.id for r in originals}
+    assert {r.augmentation.params["decoding"]["strategy"] for r in variants} == {"beam"}  # auto, n=2
+    assert (tmp_path / "cache" / "translations.sqlite").exists()

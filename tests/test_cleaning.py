@@ -238,17 +238,30 @@ def test_strip_for_classic_pipelines(tmp_path):
     assert next(custom.run([rec(2, "I paid for the card")])).text == "i for the"
 
 
-def test_nltk_stopwords_need_their_data(monkeypatch):
+def fresh_nltk_stopwords(monkeypatch, data_dir: Path) -> None:
+    """NLTK looks only in ``data_dir``, through a new lazy loader (a loaded one keeps its words)."""
     import nltk
+    from nltk.corpus.reader import WordListCorpusReader
+    from nltk.corpus.util import LazyCorpusLoader
 
-    try:
-        nltk.corpus.stopwords.words("english")
-        pytest.skip("NLTK stopwords data is installed here")
-    except LookupError:
-        pass
-    step = StripText(stopwords="nltk")
+    monkeypatch.setattr(nltk.data, "path", [str(data_dir)])
+    loader = LazyCorpusLoader("stopwords", WordListCorpusReader, r"(?!README|\.).*", encoding="utf8")
+    monkeypatch.setattr(nltk.corpus, "stopwords", loader)
+
+
+def test_nltk_stopwords_without_their_data_fail_saying_how_to_get_them(monkeypatch, tmp_path):
+    fresh_nltk_stopwords(monkeypatch, tmp_path)  # an empty data directory, whatever this machine has
     with pytest.raises(ValueError, match="NLTK's stopwords data is not installed"):
-        step.ensure_setup()
+        StripText(stopwords="nltk").ensure_setup()
+
+
+def test_nltk_stopwords_when_installed_are_the_list_used(monkeypatch, tmp_path):
+    corpus = tmp_path / "corpora" / "stopwords"
+    corpus.mkdir(parents=True)
+    (corpus / "english").write_text("i\nthe\nfor\nmy\n", encoding="utf-8")  # NLTK's layout, a tiny list
+    fresh_nltk_stopwords(monkeypatch, tmp_path)
+    step = StripText(stopwords="nltk", lowercase=True)
+    assert next(step.run([rec(1, "I paid for the card with my phone")])).text == "paid card with phone"
 
 
 @pytest.mark.parametrize("backend", ["spacy", "nltk-treebank", "nltk-regexp"])

@@ -231,3 +231,75 @@ def test_crawl_source_in_a_build_config(tmp_path, make_config):
         by_group.setdefault(record["group"], set()).add(record["split"])
     assert all(len(splits) == 1 for splits in by_group.values())  # a page and its FAQ pairs stay together
     assert (tmp_path / "crawl" / "edge.rejects.jsonl").exists()
+
+
+FAQ_PAGES = {
+    "jsonld": """<html><head><title>Help</title><script type="application/ld+json">
+        {"@context": "https://schema.org", "@graph": [{"@type": "FAQPage", "mainEntity": [
+          {"@type": "Question", "name": "Can I change my delivery slot?",
+           "acceptedAnswer": {"@type": "Answer", "text": "<p>Yes, until <b>8 pm</b> the day before.</p>"}}]}]}
+        </script></head><body><main><p>Our help pages answer common questions.</p></main></body></html>""",
+    "dl": """<html><head><title>Returns</title></head><body><main><dl>
+        <dt>How long do refunds take?</dt><dd>Five working days.</dd><dd>Card refunds may take longer.</dd>
+        <dt>Opening hours</dt><dd>Nine to five.</dd></dl></main></body></html>""",
+    "details": """<html><head><title>Lockers</title></head><body><main>
+        <details><summary>Where are the lockers?</summary><p>In every station hall.</p></details>
+        </main></body></html>""",
+    "heading": """<html><head><title>Parcels</title></head><body><main><h1>Parcels</h1>
+        <h2>Is my parcel insured?</h2><p>Up to 500 euros.</p><h2>Prices</h2><p>From 3 euros.</p>
+        </main></body></html>""",
+}
+FAQ_EXPECTED = {
+    "jsonld": ("Can I change my delivery slot?", "Yes, until 8 pm the day before."),
+    "dl": ("How long do refunds take?", "Five working days.\n\nCard refunds may take longer."),
+    "details": ("Where are the lockers?", "In every station hall."),
+    "heading": ("Is my parcel insured?", "Up to 500 euros."),
+}
+
+
+@pytest.mark.parametrize("pattern", sorted(FAQ_PAGES))
+def test_each_faq_pattern_alone_gives_its_pair(pattern):
+    """Each source of question/answer pairs works on a page that has only it; a definition or a
+    heading that asks nothing gives no pair outside a FAQ page."""
+    from crawlers.extract import extract_page
+
+    page = extract_page(FAQ_PAGES[pattern], "http://127.0.0.1/help/page")
+    assert [(p["question"], p["answer"], p["pattern"]) for p in page["faq"]] == [(*FAQ_EXPECTED[pattern], pattern)]
+
+
+def test_a_page_with_no_faq_markup_has_no_pairs_and_keeps_its_facts():
+    from crawlers.extract import extract_page
+
+    html = (
+        '<html lang="en"><head><title>About ¶</title><link rel="canonical nofollow" href="/about"></head>'
+        '<body><main><h1>About us<a class="headerlink" href="#x">¶</a></h1><h2>Why ask?</h2>'
+        "<p>We deliver parcels across the country every day of the week.</p></main></body></html>"
+    )
+    page = extract_page(html, "http://127.0.0.1/about")
+    assert page["title"] == "About" and page["canonical"] == "/about" and page["html_lang"] == "en"
+    assert page["headings"] == ["About us", "Why ask?"]
+    assert [p["question"] for p in page["faq"]] == ["Why ask?"]
+    plain = extract_page(html.replace("Why ask?", "Our story"), "http://127.0.0.1/about")
+    assert plain["faq"] == [] and plain["headings"] == ["About us", "Our story"]
+
+
+@pytest.mark.parametrize(
+    ("patterns", "expected"),
+    [
+        ({"allow": [r"/p/\d$"]}, {"/", *(f"/p/{n}" for n in range(1, 10))}),  # one-digit pages only
+        ({"deny": [r"/p/1\d$"]}, {"/", *(f"/p/{n}" for n in range(30) if not 10 <= n <= 19)} - {"/p/0"}),
+    ],
+)
+def test_allow_and_deny_patterns_decide_which_links_are_requested(tmp_path, patterns, expected):
+    site = Site(linear_routes(pages=30, delay=0))
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    try:
+        options = CrawlOptions(start_urls=[site.url], fast=True, max_depth=100, **patterns)
+        result = crawl(options, tmp_path / "out.jsonl")
+    finally:
+        site.shutdown()
+        site.server_close()
+    assert {path for path in site.requests if path != "/robots.txt"} == expected
+    assert result.stats["not_followed"]["filtered_by_pattern"] > 0
+    filtered = {r["url"] for r in read_jsonl(result.rejects) if r["reason"] == "filtered_by_pattern"}
+    assert filtered and all(urlparse(url).path not in expected for url in filtered)

@@ -84,6 +84,32 @@ def test_a_poisoned_shared_crawl_queue_is_never_unpickled(tmp_path, redis_url):
     assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 5  # the crawl itself went on
 
 
+def test_tokens_are_compared_in_constant_time(tmp_path, monkeypatch):
+    """Every token check, header or cookie, goes through ``hmac.compare_digest`` (whose time does
+    not depend on where the first differing byte is), never ``==``."""
+    import hmac
+
+    from fastapi.testclient import TestClient
+
+    from corpusmill.service import create_app
+
+    compared: list[tuple[bytes, bytes]] = []
+    original = hmac.compare_digest
+
+    def spy(a, b):
+        compared.append((a, b))
+        return original(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    with TestClient(create_app(tmp_path, TOKEN)) as client:
+        assert client.get("/jobs", headers={"Authorization": f"Bearer {TOKEN[:-1]}x"}).status_code == 401
+        assert client.get("/jobs", headers=AUTH).status_code == 200
+        client.cookies.set("corpusmill_token", TOKEN)
+        assert client.get("/jobs").status_code == 200
+    assert (f"{TOKEN[:-1]}x".encode(), TOKEN.encode()) in compared
+    assert compared.count((TOKEN.encode(), TOKEN.encode())) >= 2  # the header and the cookie
+
+
 def test_service_refuses_redis_anywhere_in_a_config(tmp_path):
     from fastapi.testclient import TestClient
 

@@ -57,3 +57,46 @@ def test_model_steps_run_in_ray_actors_with_the_same_bytes(tiny_marian, tmp_path
         releases[executor] = build(config, executor)
     assert data_files(releases["ray"]) == data_files(releases["local"])
     assert json.loads((releases["ray"] / "manifest.json").read_text())["accounting"]["augmented_records"] > 0
+
+
+def test_the_ray_executor_hands_every_shard_to_ray(tmp_path, make_config, monkeypatch):
+    """Ray really runs the steps: every shard of every per-record stage is submitted as a Ray task
+    (a spy on ``ray.remote``), and the release still equals the local one."""
+    import ray
+
+    from corpusmill.config import load_config
+    from corpusmill.executor import CHUNK_SIZE, LocalExecutor
+    from corpusmill.ray_executor import RayExecutor
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    submitted: list[str] = []
+    real_remote = ray.remote
+
+    def spying_remote(target):
+        remote = real_remote(target)
+
+        class Counted:
+            def remote(self, *args, **kwargs):
+                submitted.append(target.__name__)
+                return remote.remote(*args, **kwargs)
+
+        return Counted()
+
+    monkeypatch.setattr(ray, "remote", spying_remote)
+    rows = [{"text": f"Question number {i} about my card and its pin", "label": str(i % 3)} for i in range(600)]
+    releases = {}
+    for name, executor in (("local", LocalExecutor), ("ray", RayExecutor)):
+        directory = tmp_path / name
+        directory.mkdir()
+        (directory / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        config = make_config(
+            directory,
+            sources=[{"type": "jsonl", "path": "in.jsonl", "label": "label"}],
+            clean=[{"step": "normalize"}],
+            augment=[{"step": "eda", "operation": "swap", "rate": 0.2}],
+        )
+        releases[name] = executor(load_config(config), workers=2).build().release_dir
+    shards = -(-len(rows) // CHUNK_SIZE)
+    assert submitted == ["run_chunk"] * (2 * shards)  # the clean stage's shards, then augment's
+    assert data_files(releases["ray"]) == data_files(releases["local"])

@@ -121,6 +121,11 @@ def test_auth_build_download_and_path_traversal(workspace):
         assert done["state"] == "succeeded", service.get(f"/jobs/{job['id']}/log").text
         assert done["progress"]["stages_done"] == ["ingest", "clean", "split", "augment"]
         release = service.get("/releases/svc/1").json()
+        listed = service.get("/releases").json()
+        assert [(r["name"], r["version"]) for r in listed] == [("svc", "1")]
+        assert listed[0]["splits"] == {s: info["records"] for s, info in release["manifest"]["splits"].items()}
+        assert httpx.delete(f"{service.url}/jobs/{job['id']}", headers=AUTH).status_code == 409  # finished
+        assert httpx.delete(f"{service.url}/jobs/no-such-job", headers=AUTH).status_code == 404
         for name, info in release["manifest"]["files"].items():
             response = service.get(f"/releases/svc/1/files/{name}")
             assert response.status_code == 200
@@ -184,6 +189,8 @@ def test_killed_service_resumes_the_job_and_ends_with_the_same_release(workspace
     try:
         done = service.wait(job["id"])
         assert done["state"] == "succeeded" and done["attempts"] == 2
+        # the restarted job took the stages finished before the kill from their checkpoints
+        assert "ingest" in done["result"]["resumed"]
     finally:
         service.stop()
     ours = workspace / "releases" / "svc" / "1"

@@ -65,6 +65,33 @@ def test_minilm_learns_banking_intents(banking_release, tmp_path):
         assert (tmp_path / "run" / name).exists(), name
 
 
+def test_minilm_learns_multi_label_topics(shared_data, tmp_path):
+    """Banking77 questions labelled with every topic word they contain (card, transfer, pin,
+    cash): a multi-label release, a sigmoid head, and per-label F1 well above chance."""
+    topics = ("card", "transfer", "pin", "cash")
+    with (shared_data / "banking77" / "train.csv").open(newline="", encoding="utf-8") as handle:
+        rows = [
+            {"text": r["text"], "labels": [t for t in topics if t in r["text"].lower()]} for r in csv.DictReader(handle)
+        ]
+    rows = [r for r in rows if r["labels"]][:900]
+    assert sum(len(r["labels"]) > 1 for r in rows) > 50  # really multi-label
+    (tmp_path / "topics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    from conftest import write_config
+
+    config = write_config(
+        tmp_path,
+        sources=[{"type": "jsonl", "path": "topics.jsonl", "label": "labels"}],
+        release={"name": "topics", "version": "1"},
+    )
+    release = LocalExecutor(load_config(config), workers=1).build().release_dir
+    report = train(release, "classification", "minilm", tmp_path / "run", TrainConfig(hyperparameters=FAST))
+    assert set(report["test"]["per_class"]) == set(topics)
+    assert "confusion_matrix" not in report["test"]  # a single-label notion
+    assert report["test"]["metrics"]["macro_f1"] >= 0.8, report["test"]
+    saved = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
+    assert saved["problem_type"] == "multi_label_classification"
+
+
 def test_search_keeps_the_best_by_the_declared_objective_and_never_sees_test(banking_release, tmp_path, monkeypatch):
     import training.run as run
 
@@ -257,6 +284,87 @@ def test_tiny_gpt2_perplexity_falls_with_training(tiny_gpt2, chat_release, tmp_p
     assert after["test"]["metrics"]["next_token_accuracy"] > before["test"]["metrics"]["next_token_accuracy"]
     assert 0 < after["test"]["metrics"]["distinct_1"] <= 1  # greedy answers to 4 test prompts, scored
     assert len(after["test"]["answers"]) == 4 and "answers" not in before["test"]
+
+
+def dropout_rates(model) -> set[float]:  # type: ignore[no-untyped-def]
+    import torch
+
+    return {round(m.p, 6) for m in model.modules() if isinstance(m, torch.nn.Dropout)}
+
+
+def test_dropout_reaches_every_dropout_layer_of_both_kinds_of_model(banking_release, chat_release, tiny_gpt2):
+    """``dropout`` is written into every dropout field the config has: hidden, attention and
+    classifier dropout of a BERT encoder (MiniLM), residual, embedding and attention dropout of
+    GPT-2; left alone, the models keep their own rates."""
+    from training.models import resolve_base_model
+    from training.run import load_release
+    from training.tasks import ClassificationTask
+
+    banking, _ = load_release(banking_release)
+    minilm = ClassificationTask(resolve_base_model("minilm"), banking, max_length=32)
+    assert dropout_rates(minilm.model(0.37)) == {0.37}
+    assert dropout_rates(minilm.model(None)) == {0.1}  # MiniLM's own
+    chats, _ = load_release(chat_release)
+    gpt2 = CausalLMTask(str(tiny_gpt2), chats, max_length=64)
+    tuned = gpt2.model(0.23)
+    assert dropout_rates(tuned) == {0.23}
+    assert (tuned.config.resid_pdrop, tuned.config.embd_pdrop, tuned.config.attn_pdrop) == (0.23, 0.23, 0.23)
+
+
+def test_early_stopping_ends_training_when_validation_stops_improving(chat_release, tiny_gpt2, tmp_path):
+    """A learning rate too small to move any float32 weight leaves the validation loss exactly
+    where it was: with patience 1, training stops after the second epoch of ten; without it, all
+    ten run."""
+    from training.run import Experiment
+
+    frozen = Hyperparameters(learning_rate=1e-12, epochs=10, batch_size=16, max_length=64, weight_decay=0.0)
+    experiment = Experiment(chat_release, "causal-lm", str(tiny_gpt2), tmp_path, TrainConfig(generation_samples=0))
+    patient, _ = experiment.train_once(frozen.model_copy(update={"early_stopping_patience": 1}), tmp_path / "a")
+    assert patient.state.epoch == 2
+    tireless, _ = experiment.train_once(frozen, tmp_path / "b")
+    assert tireless.state.epoch == 10
+
+
+def test_train_and_ablate_through_the_command_line(banking_release, tmp_path):
+    """The CLI's ``train`` and ``ablate`` end to end, with a few optimizer steps (wiring, not learning)."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    config = tmp_path / "train.yaml"
+    config.write_text(yaml.safe_dump({"hyperparameters": {"max_steps": 3, "batch_size": 16, "max_length": 32}}))
+    run = [sys.executable, "-m", "corpusmill"]
+    trained = subprocess.run(
+        [*run, "train", str(banking_release), "--out", str(tmp_path / "run"), "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["test_evaluations"] == 1 and 0 <= report["test"]["metrics"]["accuracy"] <= 1
+    assert report["hyperparameters"]["max_steps"] == 3
+    ablated = subprocess.run(
+        [
+            *run,
+            "ablate",
+            str(banking_release),
+            "--out",
+            str(tmp_path / "ab"),
+            "--config",
+            str(config),
+            "--seeds",
+            "1,2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert ablated.returncode == 0, ablated.stderr[-2000:]
+    ablation = json.loads((tmp_path / "ab" / "ablation.json").read_text())
+    assert ablation["seeds"] == [1, 2] and len(ablation["runs"]) == 2
+    assert "| accuracy |" in (tmp_path / "ab" / "ablation.md").read_text()
 
 
 def test_a_hub_model_offline_fails_naming_it(banking_release, tmp_path, monkeypatch):

@@ -20,7 +20,11 @@ def run_build(config: dict[str, Any], workspace: Path, job_dir: Path) -> dict[st
     path = workspace / f"build-{job_dir.name}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     result = LocalExecutor(load_config(path, workspace=workspace), workers=1).build()
-    return {"release": f"{config['release']['name']}/{config['release']['version']}", "up_to_date": result.up_to_date}
+    return {
+        "release": f"{config['release']['name']}/{config['release']['version']}",
+        "up_to_date": result.up_to_date,
+        "resumed": [stage.name for stage in result.stages if stage.resumed],
+    }
 
 
 def run_crawl(config: dict[str, Any], workspace: Path, job_dir: Path) -> dict[str, Any]:

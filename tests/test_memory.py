@@ -1,0 +1,79 @@
+"""Memory claims, as ratios of a subprocess's peak RSS at two input sizes (never absolute numbers,
+which depend on the machine): importers stream, near dedup keeps only signatures."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import subprocess
+import sys
+
+import yaml
+
+PEAK_RSS = (
+    "import resource, subprocess, sys\n"
+    "done = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+    "assert done.returncode == 0, done.stderr[-2000:]\n"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+)
+
+
+def peak_rss_kb(*command: str) -> int:
+    """Peak RSS of ``command`` alone: measured by a fresh wrapper process whose only child it is."""
+    done = subprocess.run([sys.executable, "-c", PEAK_RSS, *command], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return int(done.stdout.strip().splitlines()[-1])
+
+
+def corpusmill(*args: str) -> list[str]:
+    return [sys.executable, "-m", "corpusmill", *args]
+
+
+def test_csv_import_memory_does_not_grow_with_the_file(shared_data, tmp_path):
+    with (shared_data / "banking77" / "train.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    peaks = {}
+    for copies in (1, 10):  # 10k and 100k rows
+        source = tmp_path / f"rows-{copies}.csv"
+        with source.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(["text", "category"])
+            for copy in range(copies):
+                writer.writerows([f"{r['text']} ({copy})", r["category"]] for r in rows)
+        out_path = tmp_path / f"records-{copies}.jsonl"
+        peaks[copies] = peak_rss_kb(*corpusmill("import", str(source), "--out", str(out_path), "--label", "category"))
+        assert sum(1 for _ in out_path.open(encoding="utf-8")) == copies * len(rows)
+    # Holding 100k records as objects would add hundreds of MB (several KB each); streaming adds ~0.
+    assert peaks[10] < 1.2 * peaks[1], peaks
+
+
+def test_near_dedup_memory_holds_signatures_not_records(tmp_path):
+    rng = random.Random(0)
+    vocabulary = [f"w{i}" for i in range(5000)]
+    config = tmp_path / "clean.yaml"
+    config.write_text(yaml.safe_dump({"clean": [{"step": "near_dedup"}]}), encoding="utf-8")
+    peaks = {}
+    for documents in (3000, 12000):
+        source = tmp_path / f"docs-{documents}.jsonl"
+        with source.open("w", encoding="utf-8") as out:
+            for index in range(documents):  # ~5 KB each: records would weigh 4x more than at 3000
+                text = " ".join(rng.choice(vocabulary) for _ in range(900))
+                out.write(
+                    json.dumps({"id": f"d{index}", "text": text, "source": {"kind": "import", "uri": "t"}}) + "\n"
+                )
+        peaks[documents] = peak_rss_kb(
+            *corpusmill(
+                "clean", str(source), "--out", str(tmp_path / f"out-{documents}.jsonl"), "--config", str(config)
+            )
+        )
+    # 9,000 more records of ~5 KB held in memory would add well over 45 MB (x2 as Python objects);
+    # their 128 x 4-byte signatures add under 5 MB.
+    assert peaks[12000] - peaks[3000] < 25_000, peaks
+
+
+def test_the_memory_probe_sees_a_process_that_holds_its_input():
+    """The probe itself bites: a command that keeps 100 MB shows it."""
+    small = peak_rss_kb(sys.executable, "-c", "b = bytearray(1_000_000)")
+    large = peak_rss_kb(sys.executable, "-c", "b = bytearray(100_000_000); b[::4096] = b'x' * len(b[::4096])")
+    assert large - small > 90_000
