@@ -1,15 +1,11 @@
-"""Memory claims, as ratios of a subprocess's peak RSS at two input sizes (never absolute numbers,
-which depend on the machine): importers stream, near dedup keeps only signatures."""
+"""Memory claims, as a subprocess's peak RSS at two input sizes (never absolute numbers, which
+depend on the machine): importers stream."""
 
 from __future__ import annotations
 
 import csv
-import json
-import random
 import subprocess
 import sys
-
-import yaml
 
 PEAK_RSS = (
     "import resource, subprocess, sys\n"
@@ -46,30 +42,6 @@ def test_csv_import_memory_does_not_grow_with_the_file(shared_data, tmp_path):
         assert sum(1 for _ in out_path.open(encoding="utf-8")) == copies * len(rows)
     # Holding 100k records as objects would add hundreds of MB (several KB each); streaming adds ~0.
     assert peaks[10] < 1.2 * peaks[1], peaks
-
-
-def test_near_dedup_memory_holds_signatures_not_records(tmp_path):
-    rng = random.Random(0)
-    vocabulary = [f"w{i}" for i in range(5000)]
-    config = tmp_path / "clean.yaml"
-    config.write_text(yaml.safe_dump({"clean": [{"step": "near_dedup"}]}), encoding="utf-8")
-    peaks = {}
-    for documents in (3000, 12000):
-        source = tmp_path / f"docs-{documents}.jsonl"
-        with source.open("w", encoding="utf-8") as out:
-            for index in range(documents):  # ~5 KB each: records would weigh 4x more than at 3000
-                text = " ".join(rng.choice(vocabulary) for _ in range(900))
-                out.write(
-                    json.dumps({"id": f"d{index}", "text": text, "source": {"kind": "import", "uri": "t"}}) + "\n"
-                )
-        peaks[documents] = peak_rss_kb(
-            *corpusmill(
-                "clean", str(source), "--out", str(tmp_path / f"out-{documents}.jsonl"), "--config", str(config)
-            )
-        )
-    # 9,000 more records of ~5 KB held in memory would add well over 45 MB (x2 as Python objects);
-    # their 128 x 4-byte signatures add under 5 MB.
-    assert peaks[12000] - peaks[3000] < 25_000, peaks
 
 
 def test_the_memory_probe_sees_a_process_that_holds_its_input():
