@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -73,7 +74,10 @@ def test_the_ray_executor_hands_every_shard_to_ray(tmp_path, make_config, monkey
     submitted: list[str] = []
     real_remote = ray.remote
 
-    def spying_remote(target):
+    def spying_remote(*args, **kwargs):
+        target = args[0] if len(args) == 1 and not kwargs else None
+        if not inspect.isfunction(target):  # Ray's own uses, actor classes: untouched
+            return real_remote(*args, **kwargs)
         remote = real_remote(target)
 
         class Counted:

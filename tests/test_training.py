@@ -66,15 +66,15 @@ def test_minilm_learns_banking_intents(banking_release, tmp_path):
 
 
 def test_minilm_learns_multi_label_topics(shared_data, tmp_path):
-    """Banking77 questions labelled with every topic word they contain (card, transfer, pin,
-    cash): a multi-label release, a sigmoid head, and per-label F1 well above chance."""
-    topics = ("card", "transfer", "pin", "cash")
+    """Banking77 questions labelled with every topic word they contain (card, money, account,
+    payment): a multi-label release, a sigmoid head, and per-label F1 well above chance."""
+    topics = ("card", "money", "account", "payment")
     with (shared_data / "banking77" / "train.csv").open(newline="", encoding="utf-8") as handle:
         rows = [
             {"text": r["text"], "labels": [t for t in topics if t in r["text"].lower()]} for r in csv.DictReader(handle)
         ]
-    rows = [r for r in rows if r["labels"]][:900]
-    assert sum(len(r["labels"]) > 1 for r in rows) > 50  # really multi-label
+    rows = [r for r in rows if r["labels"]][::5][:900]  # every fifth: all 77 intents, not the first few
+    assert sum(len(r["labels"]) > 1 for r in rows) > 100  # really multi-label
     (tmp_path / "topics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     from conftest import write_config
 
