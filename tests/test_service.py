@@ -199,6 +199,32 @@ def test_killed_service_resumes_the_job_and_ends_with_the_same_release(workspace
         assert (ours / path).read_bytes() == (theirs / path).read_bytes(), path
 
 
+def test_a_train_job_fine_tunes_on_a_release_of_the_workspace(workspace):
+    """Build a release, then a ``train`` job on it (MiniLM, a few optimizer steps: wiring, not
+    learning): the job succeeds with test metrics and a report inside its job directory."""
+    service = Service(workspace).start()
+    try:
+        built = service.wait(service.post("/jobs", {"kind": "build", "config": build_config(0)}).json()["id"])
+        assert built["state"] == "succeeded"
+        train = {
+            "release": "svc/1",
+            "task": "classification",
+            "model": "minilm",
+            "train": {"hyperparameters": {"max_steps": 2, "batch_size": 16, "max_length": 32}},
+        }
+        job = service.post("/jobs", {"kind": "train", "config": train})
+        assert job.status_code == 201, job.text
+        done = service.wait(job.json()["id"])
+        assert done["state"] == "succeeded", service.get(f"/jobs/{done['id']}/log").text[-2000:]
+        assert 0 <= done["result"]["test"]["accuracy"] <= 1 and "macro_f1" in done["result"]["test"]
+        report = Path(done["result"]["report"])
+        assert report.is_file() and report.is_relative_to(workspace / "jobs")
+        missing = service.post("/jobs", {"kind": "train", "config": {**train, "release": "svc/9"}})
+        assert missing.status_code == 404  # refused at submission: no such release
+    finally:
+        service.stop()
+
+
 def test_crawl_guard_refuses_loopback_unless_allowed(workspace):
     site = Site(linear_routes(pages=5, delay=0))
     threading.Thread(target=site.serve_forever, daemon=True).start()
