@@ -243,3 +243,76 @@ def test_release_card_and_manifest_carry_the_split_report(tmp_path, make_config,
     card = (release / "README.md").read_text()
     assert "## Split report" in card and "Jensen–Shannon divergence" in card and "Leakage check:" in card
     assert Path(release / "manifest.json").exists()
+
+
+def test_joint_targets_hold_for_many_random_class_sizes_and_ratios():
+    """The per-class and total rounding hold everywhere, not only on one friendly case: small
+    classes, uneven ratios, two to five splits (this is where the overfill repair runs)."""
+    rng = random.Random(5)
+    for _ in range(400):
+        names = ["train", "validation", "test", "dev", "extra"][: rng.randint(2, 5)]
+        weights = [rng.uniform(0.05, 1) for _ in names]
+        ratios = {s: w / sum(weights) for s, w in zip(names, weights, strict=True)}
+        sizes = {f"c{i}": rng.randint(1, 40) for i in range(rng.randint(1, 12))}
+        targets = joint_targets(sizes, ratios)
+        total = sum(sizes.values())
+        for c, n in sizes.items():
+            assert sum(targets[c].values()) == n, (sizes, ratios)
+            assert all(targets[c][s] >= 0 and abs(targets[c][s] - n * r) < 1 for s, r in ratios.items())
+        for s, r in ratios.items():
+            assert abs(sum(t[s] for t in targets.values()) - total * r) < 1, (sizes, ratios)
+
+
+@pytest.mark.parametrize(
+    ("group_by", "together"),
+    [
+        ("source.uri", lambda r: r.source.uri),
+        ("parent_id", lambda r: r.parent_id or r.id),
+        ("meta.conversation", lambda r: r.meta.get("conversation") or r.id),
+    ],
+)
+def test_every_group_by_field_keeps_its_groups_together(group_by, together):
+    """Records sharing the field stay in one split; records without it are placed one by one."""
+    records = []
+    for i in range(300):
+        parent = f"p{i // 3}" if i % 3 else None  # every third record is a parent of the next two
+        records.append(
+            Record(
+                id=f"r{i}" if parent is None else f"{parent}-v{i}",
+                text=f"text {i}",
+                label="ab"[i % 2],
+                parent_id=parent,
+                source={"kind": "import", "uri": f"https://site.test/page{i // 4}", "dataset": "t"},
+                meta={"conversation": f"conv{i // 5}"} if i % 7 else {},
+                split=None,
+            )
+        )
+    splits = assign(records, group_by=group_by)
+    by_group: dict[str, set[str]] = defaultdict(set)
+    for record, split in zip(records, splits, strict=True):
+        by_group[str(together(record))].add(split)
+    assert all(len(s) == 1 for s in by_group.values())
+    assert len({s for s in splits}) == 3  # and the groups are still spread over every split
+    ungrouped = [s for r, s in zip(records, splits, strict=True) if str(together(r)) == r.id]
+    if group_by != "source.uri":
+        assert len(set(ungrouped)) > 1  # records without the field are not lumped into one group
+
+
+def test_stratify_by_a_meta_field_balances_that_field():
+    records = [
+        Record(
+            id=f"r{i}", text=f"t{i}", label="same", meta={"tier": ["gold", "silver", "bronze"][i % 3]}, source=SOURCE
+        )
+        for i in range(300)
+    ]
+    splits = assign(records, stratify_by="meta.tier")
+    for tier in ("gold", "silver", "bronze"):
+        counts = Counter(s for r, s in zip(records, splits, strict=True) if r.meta["tier"] == tier)
+        assert counts == {"train": 80, "validation": 10, "test": 10}
+    assert all(r.label == "same" for r in records)  # the records themselves are not relabelled
+
+
+def test_previous_that_is_not_a_release_is_one_clear_error(tmp_path):
+    records = [Record(id=f"r{i}", text=f"t{i}", label="a", source=SOURCE) for i in range(20)]
+    with pytest.raises(InputError, match=r"manifest\.json: not a readable release manifest"):
+        assign(records, previous=tmp_path)
