@@ -261,6 +261,12 @@ def test_joint_targets_hold_for_many_random_class_sizes_and_ratios():
             assert all(targets[c][s] >= 0 and abs(targets[c][s] - n * r) < 1 for s, r in ratios.items())
         for s, r in ratios.items():
             assert abs(sum(t[s] for t in targets.values()) - total * r) < 1, (sizes, ratios)
+        # split totals are the largest-remainder rounding: the leftover records go to the splits
+        # whose exact share lost the most to rounding down, not merely to some split within one
+        floors = {s: int(total * r) for s, r in ratios.items()}
+        leftover = sorted(ratios, key=lambda s: -(total * ratios[s] - floors[s]))[: total - sum(floors.values())]
+        expected = {s: floors[s] + (s in leftover) for s in ratios}
+        assert {s: sum(t[s] for t in targets.values()) for s in ratios} == expected, (sizes, ratios)
 
 
 @pytest.mark.parametrize(
