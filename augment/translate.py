@@ -299,8 +299,11 @@ class Translator:
         results = {t: found[keys[t]] for t in unique if keys[t] in found}
         missing = [t for t in unique if t not in results]
         fresh: dict[str, list[str]] = {}
-        whole = self.backend.batches_itself(settings) and missing
-        for batch in [list(range(len(missing)))] if whole else self.batches(missing):
+        if missing and self.backend.batches_itself(settings):
+            batches = [list(range(len(missing)))]
+        else:
+            batches = self.batches(missing)
+        for batch in batches:
             inputs = [self.prefix + missing[i] for i in batch]
             for i, hypotheses in zip(batch, self.backend.generate(inputs, settings), strict=True):
                 fresh[missing[i]] = hypotheses

@@ -29,6 +29,8 @@ SPACE_BEFORE_PUNCTUATION = re.compile(r"\s+([.,;:!?)\]])")
 PILCROW = "¶"
 HEADERLINKS = './/a[contains(concat(" ", normalize-space(@class), " "), " headerlink ")]'
 CANONICAL = '//link[contains(concat(" ", normalize-space(@rel), " "), " canonical ")]'
+FAQ_MARKUP = re.compile(r"ld\+json|<details|<dl", re.IGNORECASE)
+"""Markup a FAQ pattern needs: JSON-LD, ``<details>`` or ``<dl>`` (question headings are checked apart)."""
 
 
 def decode_html(body: bytes, declared: str | None) -> tuple[str, str]:
@@ -193,8 +195,8 @@ def _soup_text(soup: BeautifulSoup) -> str:
 
 
 def parse_html(html: str) -> HtmlElement:
-    """One lxml tree per page, built by trafilatura's own loader (the tree it would build itself),
-    or by lxml's lenient parser for fragments trafilatura refuses as dubious."""
+    """The page's root element, parsed once: by trafilatura's own loader (the tree it would build
+    itself), or by lxml's lenient parser for fragments trafilatura refuses as dubious."""
     from trafilatura.utils import load_html
 
     tree = load_html(html)
@@ -220,10 +222,7 @@ def _may_hold_faq(html: str, headings: list[tuple[str, str]]) -> bool:
     """Whether any FAQ pattern can match: JSON-LD, <details>, <dl>, or a sub-heading asking a
     question (``headings``: (tag, text) pairs). Most pages have none, and they are spared a
     BeautifulSoup parse."""
-    lowered = html.lower()
-    if "ld+json" in lowered or "<details" in lowered or "<dl" in lowered:
-        return True
-    return any(tag != "h1" and text.endswith("?") for tag, text in headings)
+    return FAQ_MARKUP.search(html) is not None or any(tag != "h1" and text.endswith("?") for tag, text in headings)
 
 
 def page_facts(html: str, url: str, tree: HtmlElement) -> dict[str, Any]:
@@ -236,13 +235,12 @@ def page_facts(html: str, url: str, tree: HtmlElement) -> dict[str, Any]:
     title_node = tree.find(".//title")
     title = _element_text(title_node) if title_node is not None else ""
     canonical = tree.xpath(CANONICAL)
-    root = tree.getroottree().getroot()
-    headings = [(h.tag, _element_text(h)) for h in root.iter(*HEADINGS)]
+    headings = [(h.tag, _element_text(h)) for h in tree.iter(*HEADINGS)]
     faq = faq_pairs(BeautifulSoup(html, "lxml"), url, title) if _may_hold_faq(html, headings) else []
     return {
         "title": title,
         "canonical": canonical[0].get("href") if canonical else None,
-        "html_lang": root.get("lang") if root.tag == "html" else None,
+        "html_lang": tree.get("lang") if tree.tag == "html" else None,
         "headings": [text for _, text in headings[:50] if text],
         "faq": faq,
     }

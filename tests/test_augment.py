@@ -304,36 +304,16 @@ def test_augmenting_validation_needs_force_and_the_card_flags_it(tiny_marian, tm
 
 def test_augment_through_the_command_line(tiny_marian, tmp_path):
     import os
-    import subprocess
-    import sys
+
+    from cli import run_cli
 
     forward, backward = tiny_marian
     source = tmp_path / "in.jsonl"
     source.write_text("".join(rec(i, t).to_json() + "\n" for i, t in enumerate(SENTENCES)))
     out = tmp_path / "out.jsonl"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "corpusmill",
-            "augment",
-            str(source),
-            "--out",
-            str(out),
-            "--model-forward",
-            str(forward),
-            "--model-backward",
-            str(backward),
-            "--n",
-            "2",
-            "--similarity",
-            "none",
-            "--workers",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
+    models = ["--model-forward", str(forward), "--model-backward", str(backward)]
+    done = run_cli(
+        *["augment", str(source), "--out", str(out), *models, "--n", "2", "--similarity", "none", "--workers", "1"],
         env={**os.environ, "CORPUSMILL_CACHE": str(tmp_path / "cache")},
     )
     assert done.returncode == 0, done.stderr[-2000:]

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli import run_cli
 
 from corpusmill.config import load_config
 from corpusmill.executor import LocalExecutor
@@ -171,23 +172,8 @@ def test_generate_and_chat_answer_through_the_command_line(lora_run, tmp_path):
         + "\n"
     )
     answers = tmp_path / "answers.jsonl"
-    generated = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "corpusmill",
-            "generate",
-            str(out),
-            "--in",
-            str(prompts),
-            "--out",
-            str(answers),
-            "--max-new-tokens",
-            "12",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    generated = run_cli(
+        "generate", str(out), "--in", str(prompts), "--out", str(answers), "--max-new-tokens", "12", timeout=300
     )
     assert generated.returncode == 0, generated.stderr[-2000:]
     rows = [json.loads(line) for line in answers.read_text().splitlines()]

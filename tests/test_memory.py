@@ -7,6 +7,8 @@ import csv
 import subprocess
 import sys
 
+from cli import cli_command
+
 PEAK_RSS = (
     "import resource, subprocess, sys\n"
     "done = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
@@ -22,10 +24,6 @@ def peak_rss_kb(*command: str) -> int:
     return int(done.stdout.strip().splitlines()[-1])
 
 
-def corpusmill(*args: str) -> list[str]:
-    return [sys.executable, "-m", "corpusmill", *args]
-
-
 def test_csv_import_memory_does_not_grow_with_the_file(shared_data, tmp_path):
     with (shared_data / "banking77" / "train.csv").open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
@@ -38,7 +36,7 @@ def test_csv_import_memory_does_not_grow_with_the_file(shared_data, tmp_path):
             for copy in range(copies):
                 writer.writerows([f"{r['text']} ({copy})", r["category"]] for r in rows)
         out_path = tmp_path / f"records-{copies}.jsonl"
-        peaks[copies] = peak_rss_kb(*corpusmill("import", str(source), "--out", str(out_path), "--label", "category"))
+        peaks[copies] = peak_rss_kb(*cli_command("import", str(source), "--out", str(out_path), "--label", "category"))
         assert sum(1 for _ in out_path.open(encoding="utf-8")) == copies * len(rows)
     # Holding 100k records as objects would add hundreds of MB (several KB each); streaming adds ~0.
     assert peaks[10] < 1.2 * peaks[1], peaks

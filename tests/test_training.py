@@ -327,39 +327,18 @@ def test_early_stopping_ends_training_when_validation_stops_improving(chat_relea
 
 def test_train_and_ablate_through_the_command_line(banking_release, tmp_path):
     """The CLI's ``train`` and ``ablate`` end to end, with a few optimizer steps (wiring, not learning)."""
-    import subprocess
-    import sys
-
     import yaml
+    from cli import run_cli
 
     config = tmp_path / "train.yaml"
     config.write_text(yaml.safe_dump({"hyperparameters": {"max_steps": 3, "batch_size": 16, "max_length": 32}}))
-    run = [sys.executable, "-m", "corpusmill"]
-    trained = subprocess.run(
-        [*run, "train", str(banking_release), "--out", str(tmp_path / "run"), "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    trained = run_cli("train", str(banking_release), "--out", str(tmp_path / "run"), "--config", str(config))
     assert trained.returncode == 0, trained.stderr[-2000:]
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["test_evaluations"] == 1 and 0 <= report["test"]["metrics"]["accuracy"] <= 1
     assert report["hyperparameters"]["max_steps"] == 3
-    ablated = subprocess.run(
-        [
-            *run,
-            "ablate",
-            str(banking_release),
-            "--out",
-            str(tmp_path / "ab"),
-            "--config",
-            str(config),
-            "--seeds",
-            "1,2",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
+    ablated = run_cli(
+        "ablate", str(banking_release), "--out", str(tmp_path / "ab"), "--config", str(config), "--seeds", "1,2"
     )
     assert ablated.returncode == 0, ablated.stderr[-2000:]
     ablation = json.loads((tmp_path / "ab" / "ablation.json").read_text())
