@@ -96,7 +96,8 @@ class CrawlJournal:
             truncate_torn_tail(path)
         self.scheduled: dict[str, dict[str, Any]] = {e["canonical"]: e for e in read_json_lines(self.frontier_path)}
         self.done: dict[str, str] = {e["canonical"]: e["outcome"] for e in read_json_lines(self.done_path)}
-        self.written: set[str] = {canonical for canonical, outcome in self.done.items() if outcome == "written"}
+        self.written: set[str] = set()
+        """URLs whose page's records are in ``records.jsonl`` (read back by ``_reconcile``)."""
         self.reported_skips: set[str] = set()
         """Links already listed as not followed, by this run or an earlier one: listed once."""
         self._frontier = self.frontier_path.open("a", encoding="utf-8")
@@ -104,11 +105,19 @@ class CrawlJournal:
         self._reconcile()
 
     def _reconcile(self) -> None:
-        """Mark done what a kill caught between writing a page's output and its ``done`` line."""
+        """Mark done what a kill caught between writing a page's output and its ``done`` line, and
+        count as written both the URL each record was requested at and the one it was fetched from
+        (a redirect's target), so a later redirect to either is not written twice."""
         for record in read_json_lines(self.records_path):
             requested = record.get("meta", {}).get("requested_url")
-            if requested and canonical_url(requested) not in self.done:
-                self.finish(canonical_url(requested), "written")
+            if not requested:
+                continue
+            canonical = canonical_url(requested)
+            self.written.add(canonical)
+            if uri := record.get("source", {}).get("uri"):
+                self.written.add(canonical_url(uri))
+            if canonical not in self.done:
+                self.finish(canonical, "written")
         for reject in read_json_lines(self.rejects_path):
             if not reject.get("requested"):
                 self.reported_skips.add(canonical_url(reject["url"]))

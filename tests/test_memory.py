@@ -47,3 +47,45 @@ def test_the_memory_probe_sees_a_process_that_holds_its_input():
     small = peak_rss_kb(sys.executable, "-c", "b = bytearray(1_000_000)")
     large = peak_rss_kb(sys.executable, "-c", "b = bytearray(100_000_000); b[::4096] = b'x' * len(b[::4096])")
     assert large - small > 90_000
+
+
+NEAR_DEDUP_RUN = """
+import resource, sys
+import numpy as np
+import cleaning.dedup as dedup
+from corpusmill.schema import Record
+
+count, hold = int(sys.argv[1]), sys.argv[2] == "hold"
+dedup.SIGNATURE_BATCH = 100  # one hashing batch is small beside the corpus, as in a real build
+rng = np.random.default_rng(0)
+vocabulary = np.array([f"{i:040d}" for i in range(5000)])
+source = {"kind": "import", "uri": "generated", "dataset": "memory"}
+
+def records():  # ~12 KB each, generated one at a time: the caller holds none of them
+    for index in range(count):
+        yield Record(id=f"r{index}", source=source, text=" ".join(vocabulary[rng.integers(0, 5000, 300)].tolist()))
+
+held = []
+kept = 0
+for record, reason in dedup.NearDedup(workers=1).decide(records()):
+    kept += reason is None
+    if hold:
+        held.append(record)
+assert kept == count, kept
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def near_dedup_peak_kb(count: int, hold: bool = False) -> int:
+    command = [sys.executable, "-c", NEAR_DEDUP_RUN, str(count), "hold" if hold else "stream"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return int(done.stdout.strip().splitlines()[-1])
+
+
+def test_near_dedup_keeps_signatures_not_records_in_memory():
+    """2,000 → 8,000 documents of ~12 KB: holding the records would add ~70 MB; a signature is 512 bytes."""
+    small, large = near_dedup_peak_kb(2000), near_dedup_peak_kb(8000)
+    assert large < 1.1 * small, (small, large)
+    # The same measurement sees a consumer that does hold them, so the bound above can fail.
+    assert near_dedup_peak_kb(8000, hold=True) > 1.15 * small
