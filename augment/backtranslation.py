@@ -28,7 +28,7 @@ from corpusmill.validators import PathOrName
 
 
 class Pivot(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     language: str = "de"
     forward: PathOrName = "Helsinki-NLP/opus-mt-en-de"
@@ -66,10 +66,13 @@ class BackTranslationParams(TextAugmenterParams):
 
 @register("backtranslate")
 class BackTranslate(Augmenter):
+    """Paraphrases by MarianMT round trips through pivot languages, filtered for meaning and change."""
+
     Params: ClassVar[type[BaseModel]] = BackTranslationParams
     lazy_attributes = ("translators", "splitter", "quality", "cache")
     batch_records = 256
     uses_model = True
+    progress_metric = "sentences_translated"
 
     def __init__(self, seed: int = 0, **params: Any) -> None:
         super().__init__(seed=seed, **params)
@@ -152,7 +155,7 @@ class BackTranslate(Augmenter):
             texts = texts_to_rewrite(record, p.roles)
             split = [self._pieces(text, first_forward) for text in texts]
             if not texts or any(s is None for s in split):
-                self.stats.counts["skipped_sentence_too_long" if texts else "skipped_nothing_to_rewrite"] += 1
+                self.stats.metrics["skipped.sentence_too_long" if texts else "skipped.nothing_to_rewrite"] += 1
                 continue
             layouts[index] = split  # type: ignore[assignment]
         sentences = list(
@@ -172,7 +175,7 @@ class BackTranslate(Augmenter):
                 returned = [next(back_iter) for _ in hypotheses]
                 table[sentence] = [r[0] for r in returned if r]
             variants_by_pivot[pivot.language] = table
-            self.stats.counts["sentences_translated"] += forward.sentences_translated + backward.sentences_translated
+            self.stats.metrics["sentences_translated"] += forward.sentences_translated + backward.sentences_translated
             forward.sentences_translated = backward.sentences_translated = 0
         candidates: list[tuple[int, str, list[str]]] = []
         for index, layout in layouts.items():
@@ -185,7 +188,7 @@ class BackTranslate(Augmenter):
                 for k in range(p.n):
                     texts = assemble(layout, table, k)
                     if tuple(texts) in seen:
-                        self.stats.counts["variants_shortfall"] += 1
+                        self.stats.metrics["variants_shortfall"] += 1
                         continue
                     seen.add(tuple(texts))
                     candidates.append((index, pivot.language, texts))

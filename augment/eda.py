@@ -40,7 +40,9 @@ class EdaParams(TextAugmenterParams):
 
 @register("eda")
 class EasyDataAugmenter(Augmenter):
-    """``swap``, ``delete`` and ``insert`` (a word of the text again, elsewhere) need nothing;
+    """Easy data augmentation: typo noise, word swaps, deletions, insertions or WordNet synonyms.
+
+    ``swap``, ``delete`` and ``insert`` (a word of the text again, elsewhere) need nothing;
     ``synonym`` needs NLTK's WordNet data and says so clearly when it is missing."""
 
     Params: ClassVar[type[BaseModel]] = EdaParams

@@ -19,7 +19,7 @@ NON_WORD = re.compile(r"[\W_]+")
 
 
 class QualityParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     drop_identical: bool = True
     min_length_ratio: float = Field(default=0.5, gt=0)

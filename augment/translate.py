@@ -37,7 +37,7 @@ DEFAULT_CACHE = Path(os.environ.get("CORPUSMILL_CACHE", Path.home() / ".cache" /
 
 
 class DecodeSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     strategy: Literal["greedy", "beam", "sample"] = "greedy"
     num_beams: int = Field(default=4, ge=1)

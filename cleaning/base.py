@@ -15,7 +15,7 @@ REQUIRED_ROLES = ("user", "assistant")
 
 
 class TextParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     roles: list[str] = ["system", "user", "assistant", "tool"]
     """Which chat turns the step rewrites (all by default)."""

@@ -29,7 +29,7 @@ from corpusmill.steps import DatasetStep
 
 
 class ExactDedupParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     ignore_case: bool = True
     ignore_punctuation: bool = True
@@ -38,6 +38,8 @@ class ExactDedupParams(BaseModel):
 
 @register("exact_dedup")
 class ExactDedup(DatasetStep):
+    """Drops records whose normalised text repeats an earlier record's (keeps a hash per text)."""
+
     Params: ClassVar[type[BaseModel]] = ExactDedupParams
 
     def decide(self, records: Iterable[Record]) -> Iterable[tuple[Record, str | None]]:
@@ -61,7 +63,7 @@ SIGNATURE_BATCH = 10_000
 
 
 class NearDedupParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     threshold: float = Field(default=0.8, gt=0, lt=1)
     """Estimated Jaccard similarity of the shingle sets from which two records are near-duplicates."""
@@ -80,6 +82,8 @@ class NearDedupParams(BaseModel):
 
 @register("near_dedup")
 class NearDedup(DatasetStep):
+    """Drops (or clusters) near-duplicates by MinHash + LSH over word or character shingles."""
+
     Params: ClassVar[type[BaseModel]] = NearDedupParams
 
     def decide(self, records: Iterable[Record]) -> Iterable[tuple[Record, str | None]]:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from corpusmill.langid import detect_language
 from corpusmill.registry import register
 from corpusmill.schema import Record
-from corpusmill.steps import Filter
+from corpusmill.steps import Filter, ScoreFilter
 from corpusmill.validators import check_regexes
 
 WORD = re.compile(r"\w+(?:['’]\w+)*", re.UNICODE)
@@ -22,7 +22,7 @@ TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
 class LengthParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     min_chars: int = Field(default=1, ge=0)
     max_chars: int | None = Field(default=None, gt=0)
@@ -42,29 +42,32 @@ class LengthParams(BaseModel):
 
 
 @register("length")
-class LengthFilter(Filter):
+class LengthFilter(ScoreFilter):
     """Drops texts too short to teach anything or too long for the model's context."""
 
     Params: ClassVar[type[BaseModel]] = LengthParams
 
-    def keep(self, record: Record) -> bool | tuple[bool, str]:
+    def score(self, record: Record) -> dict[str, float]:
         params: LengthParams = self.params  # type: ignore[assignment]
         body = record.body
         counts = {"chars": len(body), "words": len(body.split())}
         if params.min_tokens or params.max_tokens is not None:
             counts["tokens"] = record.meta.get("tokens_count") or len(TOKEN.findall(body))
-        record.meta.update(counts)
-        for unit, value in counts.items():
+        return counts
+
+    def decide(self, scores: dict[str, float]) -> str | None:
+        params: LengthParams = self.params  # type: ignore[assignment]
+        for unit, value in scores.items():
             if value < getattr(params, f"min_{unit}"):
-                return False, f"too_few_{unit}"
+                return f"too_few_{unit}"
             high = getattr(params, f"max_{unit}")
             if high is not None and value > high:
-                return False, f"too_many_{unit}"
-        return True
+                return f"too_many_{unit}"
+        return None
 
 
 class LanguageParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     languages: list[str] = ["en"]
     min_score: float = Field(default=0.65, ge=0, le=1)
@@ -90,7 +93,7 @@ class LanguageFilter(Filter):
 class GopherParams(BaseModel):
     """Thresholds from Gopher (Rae et al., 2021), as in datatrove; set any to ``null`` to skip it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     min_words: int | None = 50
     max_words: int | None = 100_000
@@ -121,80 +124,75 @@ BULLETS = ("•", "●", "○", "▪", "■", "-", "*", "–", "·")
 
 
 @register("gopher")
-class GopherQuality(Filter):
+class GopherQuality(ScoreFilter):
     """Gopher's quality and repetition rules; every measured value lands in ``meta.gopher``."""
 
     Params: ClassVar[type[BaseModel]] = GopherParams
 
-    def keep(self, record: Record) -> bool | tuple[bool, str]:
+    def score(self, record: Record) -> dict[str, float]:
         p: GopherParams = self.params  # type: ignore[assignment]
         text = record.body
         words = WORD.findall(text)
         lines = [line.strip() for line in text.splitlines() if line.strip()]
-        n_words = len(words)
-        scores: dict[str, float] = {"words": n_words}
-        record.meta["gopher"] = scores
-        if p.min_words is not None and n_words < p.min_words:
-            return False, "gopher_too_few_words"
-        if p.max_words is not None and n_words > p.max_words:
-            return False, "gopher_too_many_words"
-        scores["mean_word_length"] = round(sum(map(len, words)) / max(1, n_words), 3)
-        if p.min_mean_word_length is not None and scores["mean_word_length"] < p.min_mean_word_length:
-            return False, "gopher_short_words"
-        if p.max_mean_word_length is not None and scores["mean_word_length"] > p.max_mean_word_length:
-            return False, "gopher_long_words"
-        scores["symbol_word_ratio"] = round(sum(text.count(s) for s in SYMBOLS) / max(1, n_words), 4)
-        if p.max_symbol_word_ratio is not None and scores["symbol_word_ratio"] > p.max_symbol_word_ratio:
-            return False, "gopher_symbols"
-        n_lines = max(1, len(lines))
-        scores["bullet_lines_ratio"] = round(sum(line.startswith(BULLETS) for line in lines) / n_lines, 4)
-        if p.max_bullet_lines_ratio is not None and scores["bullet_lines_ratio"] > p.max_bullet_lines_ratio:
-            return False, "gopher_bullet_lines"
-        scores["ellipsis_lines_ratio"] = round(sum(line.endswith(("...", "…")) for line in lines) / n_lines, 4)
-        if p.max_ellipsis_lines_ratio is not None and scores["ellipsis_lines_ratio"] > p.max_ellipsis_lines_ratio:
-            return False, "gopher_ellipsis_lines"
+        n_words, n_lines = len(words), max(1, len(lines))
         tokens = text.split()
-        scores["alpha_words_ratio"] = round(sum(any(c.isalpha() for c in t) for t in tokens) / max(1, len(tokens)), 4)
-        if p.min_alpha_words_ratio is not None and scores["alpha_words_ratio"] < p.min_alpha_words_ratio:
-            return False, "gopher_non_alpha_words"
         lowered = [w.lower() for w in words]
-        scores["stop_words"] = sum(1 for w in lowered if w in STOP_WORDS)
-        if p.min_stop_words is not None and scores["stop_words"] < p.min_stop_words:
-            return False, "gopher_few_stop_words"
-        return self._repetition(text, lines, lowered, scores)
-
-    def _repetition(
-        self, text: str, lines: list[str], words: list[str], scores: dict[str, float]
-    ) -> bool | tuple[bool, str]:
-        p: GopherParams = self.params  # type: ignore[assignment]
+        scores: dict[str, float] = {
+            "words": n_words,
+            "mean_word_length": round(sum(map(len, words)) / max(1, n_words), 3),
+            "symbol_word_ratio": round(sum(text.count(s) for s in SYMBOLS) / max(1, n_words), 4),
+            "bullet_lines_ratio": round(sum(line.startswith(BULLETS) for line in lines) / n_lines, 4),
+            "ellipsis_lines_ratio": round(sum(line.endswith(("...", "…")) for line in lines) / n_lines, 4),
+            "alpha_words_ratio": round(sum(any(c.isalpha() for c in t) for t in tokens) / max(1, len(tokens)), 4),
+            "stop_words": sum(1 for w in lowered if w in STOP_WORDS),
+        }
         counts = Counter(lines)
-        duplicated = [line for line in lines if counts[line] > 1]
-        scores["duplicate_lines_ratio"] = round(len(duplicated) / max(1, len(lines)), 4)
-        if p.max_duplicate_lines_ratio is not None and scores["duplicate_lines_ratio"] > p.max_duplicate_lines_ratio:
-            return False, "gopher_duplicate_lines"
+        scores["duplicate_lines_ratio"] = round(sum(1 for line in lines if counts[line] > 1) / n_lines, 4)
         duplicated_chars = sum(len(line) * (counts[line] - 1) for line in counts if counts[line] > 1)
         scores["duplicate_line_chars_ratio"] = round(duplicated_chars / max(1, len(text)), 4)
-        if (
-            p.max_duplicate_line_chars_ratio is not None
-            and scores["duplicate_line_chars_ratio"] > p.max_duplicate_line_chars_ratio
-        ):
-            return False, "gopher_duplicate_line_chars"
-        total_chars = max(1, sum(map(len, words)))
-        for n, limit in sorted(p.max_top_ngram_chars_ratio.items()):
-            grams = Counter(zip(*(words[i:] for i in range(n)), strict=False))
-            if not grams:
+        total_chars = max(1, sum(map(len, lowered)))
+        for n in sorted(p.max_top_ngram_chars_ratio):
+            grams = Counter(zip(*(lowered[i:] for i in range(n)), strict=False))
+            if grams:
+                top, count = grams.most_common(1)[0]
+                scores[f"top_{n}gram_chars_ratio"] = (
+                    round(sum(map(len, top)) * count / total_chars, 4) if count > 1 else 0.0
+                )
+        for n in sorted(p.max_duplicate_ngram_chars_ratio):
+            scores[f"duplicate_{n}gram_chars_ratio"] = round(_duplicate_ngram_chars(lowered, n) / total_chars, 4)
+        return scores
+
+    def decide(self, scores: dict[str, float]) -> str | None:
+        """The first rule the scores break, in Gopher's order."""
+        p: GopherParams = self.params  # type: ignore[assignment]
+        rules: list[tuple[str, float | None, str, str]] = [
+            ("words", p.min_words, "min", "gopher_too_few_words"),
+            ("words", p.max_words, "max", "gopher_too_many_words"),
+            ("mean_word_length", p.min_mean_word_length, "min", "gopher_short_words"),
+            ("mean_word_length", p.max_mean_word_length, "max", "gopher_long_words"),
+            ("symbol_word_ratio", p.max_symbol_word_ratio, "max", "gopher_symbols"),
+            ("bullet_lines_ratio", p.max_bullet_lines_ratio, "max", "gopher_bullet_lines"),
+            ("ellipsis_lines_ratio", p.max_ellipsis_lines_ratio, "max", "gopher_ellipsis_lines"),
+            ("alpha_words_ratio", p.min_alpha_words_ratio, "min", "gopher_non_alpha_words"),
+            ("stop_words", p.min_stop_words, "min", "gopher_few_stop_words"),
+            ("duplicate_lines_ratio", p.max_duplicate_lines_ratio, "max", "gopher_duplicate_lines"),
+            ("duplicate_line_chars_ratio", p.max_duplicate_line_chars_ratio, "max", "gopher_duplicate_line_chars"),
+            *(
+                (f"top_{n}gram_chars_ratio", limit, "max", f"gopher_top_{n}gram")
+                for n, limit in sorted(p.max_top_ngram_chars_ratio.items())
+            ),
+            *(
+                (f"duplicate_{n}gram_chars_ratio", limit, "max", f"gopher_duplicate_{n}grams")
+                for n, limit in sorted(p.max_duplicate_ngram_chars_ratio.items())
+            ),
+        ]
+        for name, bound, side, reason in rules:
+            value = scores.get(name)
+            if bound is None or value is None:
                 continue
-            top, count = grams.most_common(1)[0]
-            ratio = round(sum(map(len, top)) * count / total_chars, 4) if count > 1 else 0.0
-            scores[f"top_{n}gram_chars_ratio"] = ratio
-            if ratio > limit:
-                return False, f"gopher_top_{n}gram"
-        for n, limit in sorted(p.max_duplicate_ngram_chars_ratio.items()):
-            ratio = round(_duplicate_ngram_chars(words, n) / total_chars, 4)
-            scores[f"duplicate_{n}gram_chars_ratio"] = ratio
-            if ratio > limit:
-                return False, f"gopher_duplicate_{n}grams"
-        return True
+            if (side == "min" and value < bound) or (side == "max" and value > bound):
+                return reason
+        return None
 
 
 def _duplicate_ngram_chars(words: list[str], n: int) -> int:
@@ -212,7 +210,7 @@ def _duplicate_ngram_chars(words: list[str], n: int) -> int:
 
 
 class RegexDenyParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     patterns: list[str] = Field(min_length=1)
     ignore_case: bool = True

@@ -48,6 +48,8 @@ class NormalizeParams(TextParams):
 
 @register("normalize")
 class NormalizeText(TextMapper):
+    """Unicode normalisation (NFC or NFKC), whitespace runs collapsed, optional ASCII quotes."""
+
     Params: ClassVar[type[BaseModel]] = NormalizeParams
 
     def clean_text(self, text: str, record: Record) -> str:

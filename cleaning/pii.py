@@ -109,7 +109,7 @@ class PiiParams(TextParams):
 @register("pii")
 class RedactPII(TextMapper):
     """Replaces PII with ``<EMAIL>``, ``<PHONE>``, ``<IP>``, ``<CREDIT_CARD>``, ``<IBAN>``;
-    counts per type go to the step's stats (``redacted_<type>``) and ``meta.pii``."""
+    counts per type go to the step's stats (``redacted.<type>``) and ``meta.pii``."""
 
     Params: ClassVar[type[BaseModel]] = PiiParams
 
@@ -149,7 +149,7 @@ class RedactPII(TextMapper):
         if not found:
             return text
         for kind, count in found.items():
-            self.stats.counts[f"redacted_{kind}"] += count
+            self.stats.metrics[f"redacted.{kind}"] += count
             record.meta.setdefault("pii", {})
             record.meta["pii"][kind] = record.meta["pii"].get(kind, 0) + count
         return "".join([*out, text[cursor:]])

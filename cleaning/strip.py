@@ -41,6 +41,8 @@ class StripParams(TextParams):
 
 @register("strip")
 class StripText(TextMapper):
+    """Removes what a config names: URLs, e-mails, punctuation, symbols, digits, stop words; can lowercase."""
+
     Params: ClassVar[type[BaseModel]] = StripParams
     lazy_attributes = ("stop_words",)
 

@@ -12,7 +12,7 @@ from corpusmill.steps import Mapper
 
 
 class TokenizeParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     backend: Literal["spacy", "nltk-treebank", "nltk-regexp"] = "spacy"
     language: str = "en"

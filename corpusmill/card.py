@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import matplotlib
 
@@ -16,10 +16,7 @@ import yaml
 
 from corpusmill import __version__
 from corpusmill.config import BuildConfig
-
-if TYPE_CHECKING:
-    from corpusmill.executor import StageResult
-    from corpusmill.release import SplitSummary
+from corpusmill.reports import SplitSummary, StepReport, markdown_table
 
 MAX_LABELS_PLOTTED = 40
 PNG_METADATA = {"Software": None}
@@ -74,12 +71,6 @@ def front_matter(config: BuildConfig, summaries: dict[str, SplitSummary], schema
     return meta
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def _length_row(name: str, values: list[int]) -> list[Any]:
     if not values:
         return [name, 0, "–", "–", "–", "–", "–"]
@@ -95,10 +86,11 @@ def render_card(
     config: BuildConfig,
     summaries: dict[str, SplitSummary],
     schema: pa.Schema,
-    stages: list[StageResult],
+    steps: list[StepReport],
     accounting: dict[str, Any],
     plots: dict[str, str],
 ) -> str:
+    """The card: generic sections from the counts, then each step's own section in pipeline order."""
     release = config.release
     total = sum(s.records for s in summaries.values())
     all_labels: Counter[str] = Counter()
@@ -120,7 +112,7 @@ def render_card(
         "",
         "## Splits",
         "",
-        _table(
+        markdown_table(
             ["split", "records", "share", "chat records", "augmented"],
             [
                 [name, s.records, f"{s.records / total:.1%}" if total else "–", s.chat, s.augmented]
@@ -139,17 +131,17 @@ def render_card(
             for label, count in sorted(all_labels.items(), key=lambda item: (-item[1], item[0]))
         ]
         parts += ["## Label distribution", "", f"{len(all_labels)} labels.", ""]
-        parts += [_table(["label", *names, "all"], rows), ""]
+        parts += [markdown_table(["label", *names, "all"], rows), ""]
         if "labels" in plots:
             parts += [f"![Label distribution per split]({plots['labels']})", ""]
     parts += ["## Text length", "", "Words per record (characters in the second table).", ""]
     parts += [
-        _table(
+        markdown_table(
             ["split", "records", "min", "p5", "median", "p95", "max"],
             [_length_row(name, s.words) for name, s in summaries.items()],
         ),
         "",
-        _table(
+        markdown_table(
             ["split", "records", "min", "p5", "median", "p95", "max"],
             [_length_row(name, s.chars) for name, s in summaries.items()],
         ),
@@ -157,22 +149,26 @@ def render_card(
         f"![Length histogram per split]({plots['lengths']})",
         "",
     ]
-    parts += _split_report_section(stages)
-    parts += _augmentation_section(config, stages)
-    parts += ["## Sources", "", _table(["dataset", "records released"], sorted(datasets.items())), ""]
-    step_rows = []
-    for stage in stages:
-        for step in stage.steps:
-            counts = step.stats.counts
-            reasons = ", ".join(f"{reason}: {n}" for reason, n in step.stats.dropped_by_reason.items()) or "–"
-            step_rows.append([stage.name, step.label, counts["total"], counts["kept"], counts["dropped"], reasons])
+    parts += [step.card_section + "\n" for step in steps if step.card_section]
+    parts += ["## Sources", "", markdown_table(["dataset", "records released"], sorted(datasets.items())), ""]
+    step_rows = [
+        [
+            step.label,
+            step.stats.total,
+            step.stats.kept,
+            step.stats.added,
+            step.stats.dropped_total,
+            ", ".join(f"{reason}: {n}" for reason, n in sorted(step.stats.dropped.items())) or "–",
+        ]
+        for step in steps
+    ]
     parts += [
         "## Preprocessing",
         "",
-        "Every step in order, with what it received, kept and dropped. Each dropped record is in "
-        "`rejects/<stage>.<step>.jsonl` with its reason.",
+        "Every step in order, with what it received, kept, added and dropped. Each dropped record is in "
+        "`rejects/<step>.jsonl` with its reason.",
         "",
-        _table(["stage", "step", "in", "kept", "dropped", "reasons"], step_rows),
+        markdown_table(["step", "in", "kept", "added", "dropped", "reasons"], step_rows),
         "",
     ]
     if config.release.exports:
@@ -198,7 +194,7 @@ def render_card(
         "",
         "### Collection process",
         "",
-        _table(
+        markdown_table(
             ["dataset", "type", "uri"],
             [
                 [spec.dataset or config.dataset_name(i), spec.type, spec.step_params.get("path", "–")]
@@ -219,90 +215,6 @@ def render_card(
         "",
     ]
     return "\n".join(parts)
-
-
-def _augmentation_section(config: BuildConfig, stages: list[StageResult]) -> list[str]:
-    steps = [step for stage in stages if stage.name == "augment" for step in stage.steps]
-    if not steps:
-        return []
-    rows = []
-    for step in steps:
-        counts = step.stats.counts
-        discarded = (
-            ", ".join(
-                f"{k.removeprefix('discarded_')}: {v}" for k, v in sorted(counts.items()) if k.startswith("discarded_")
-            )
-            or "–"
-        )
-        rows.append([step.label, counts["added"], discarded])
-    parts = [
-        "## Augmentation",
-        "",
-        "Records each augmenter added, and the variants its filters discarded:",
-        "",
-        _table(["augmenter", "records added", "discarded"], rows),
-        "",
-    ]
-    forced = [
-        spec.step
-        for spec in config.augment
-        if spec.step_params.get("force") and any(s != "train" for s in spec.step_params.get("splits", ["train"]))
-    ]
-    if forced:
-        parts += [
-            f"**Warning:** {', '.join(forced)} also augmented validation/test records (forced); "
-            "scores on those splits are not comparable to an unaugmented release.",
-            "",
-        ]
-    return parts
-
-
-def _split_report_section(stages: list[StageResult]) -> list[str]:
-    reports = [report for stage in stages if stage.name == "split" for report in stage.reports.values()]
-    if not reports:
-        return []
-    report = reports[0]
-    names = list(report["splits"])
-    parts = ["## Split report", ""]
-    deviation = report["largest_deviation"]
-    if deviation["label"] is not None:
-        parts += [
-            f"Largest deviation of a class from its target: {deviation['records']:+} records "
-            f"(`{deviation['label']}` in {deviation['split']}). Jensen–Shannon divergence of each split's "
-            "label distribution from the whole (0 = identical):",
-            "",
-            _table(
-                ["split", "records", "JS divergence"],
-                [[s, report["splits"][s], report["js_divergence"][s]] for s in names],
-            ),
-            "",
-        ]
-    if report["rare_classes"]:
-        parts += [
-            f"Classes too small for every split (policy `{report['rare_policy']}`):",
-            "",
-            _table(["label", "records"], sorted(report["rare_classes"].items())),
-            "",
-        ]
-    previous = report["previous"]
-    if previous["kept"]:
-        parts += [f"{previous['kept']} records came from the previous release; {previous['moved']} changed split.", ""]
-    leak = report["leakage"]
-    if leak["checked"]:
-        parts += [
-            f"Leakage check: {leak['exact']} validation/test records are exact duplicates of train records "
-            f"(after normalisation) and {leak['near']} are near-duplicates (MinHash).",
-            "",
-        ]
-        if leak["pairs"]:
-            parts += [
-                _table(
-                    ["kind", "split", "record", "train record"],
-                    [[p["kind"], p["split"], p["id"], p["train_id"]] for p in leak["pairs"][:20]],
-                ),
-                "",
-            ]
-    return parts
 
 
 def plot_lengths(summaries: dict[str, SplitSummary], path: Path) -> str:

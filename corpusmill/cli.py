@@ -13,15 +13,17 @@ from rich.table import Table
 from corpusmill import __version__
 from corpusmill.config import load_config
 from corpusmill.errors import CorpusmillError, InputError
-from corpusmill.executor import BuildResult, LocalExecutor
-from corpusmill.steps import PipelineStep
+from corpusmill.executor import LocalExecutor
+from corpusmill.reports import BuildResult, StepStats
 
+# rich_markup_mode=None: help texts are plain text, so "[default: cores]" is shown, not eaten as markup.
 app = typer.Typer(
     help="Crawl, import, clean, split and augment text into versioned training releases.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
 )
-release_app = typer.Typer(help="Inspect and check releases.", no_args_is_help=True)
+release_app = typer.Typer(help="Inspect and check releases.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(release_app, name="release")
 
 console = Console(stderr=True)
@@ -71,7 +73,7 @@ def build(
     address: Annotated[str | None, typer.Option(help="Ray: 'auto' or ray://host:10001 [default: start one].")] = None,
     num_gpus: Annotated[float, typer.Option(help="Ray: GPUs per model worker (back-translation).")] = 0,
 ) -> None:
-    """Run every stage of a build config and write the release."""
+    """Run every step of a build config and write the release."""
     if executor not in ("local", "ray"):
         console.print("[red]error:[/red] --executor must be local or ray", highlight=False)
         raise typer.Exit(2)
@@ -225,30 +227,28 @@ def import_(
     rejects_path = out.with_name(out.stem + ".rejects.jsonl")
     try:
         with atomic_write(out) as handle, atomic_write(rejects_path) as rejects:
+            reader.reject_sink = lambda reject: rejects.write(
+                json.dumps(reject.to_dict(), ensure_ascii=False, sort_keys=True) + "\n"
+            )
             for record in reader.run():
                 handle.write(record.to_json() + "\n")
-                for reject in reader.rejects:
-                    rejects.write(json.dumps(reject.to_dict(), ensure_ascii=False, sort_keys=True) + "\n")
-                reader.rejects.clear()
-            for reject in reader.rejects:
-                rejects.write(json.dumps(reject.to_dict(), ensure_ascii=False, sort_keys=True) + "\n")
-            if not reader.stats.counts["kept"]:
+            if not reader.stats.kept:
                 raise InputError(
                     str(source),
-                    f"nothing imported: all {reader.stats.counts['total']} rows were rejected ({_reasons(reader)})",
+                    f"nothing imported: all {reader.stats.total} rows were rejected ({_reasons(reader.stats)})",
                 )
     except CorpusmillError as exc:
         raise _fail(exc) from None
-    counts = reader.stats.counts
     out_console.print(
-        f"{reader.format}: {counts['total']} rows in, {counts['kept']} records out, rejected: {_reasons(reader)}",
+        f"{reader.format}: {reader.stats.total} rows in, {reader.stats.kept} records out, "
+        f"rejected: {_reasons(reader.stats)}",
         highlight=False,
     )
     out_console.print(f"Records: {out}\nRejects: {rejects_path}", highlight=False)
 
 
-def _reasons(step: PipelineStep) -> str:
-    return ", ".join(f"{reason}: {n}" for reason, n in step.stats.dropped_by_reason.items()) or "none"
+def _reasons(stats: StepStats) -> str:
+    return ", ".join(f"{reason}: {n}" for reason, n in sorted(stats.dropped.items())) or "none"
 
 
 DEFAULT_CLEAN = [
@@ -286,7 +286,8 @@ def clean(
                 [
                     make_step("clean", s["step"], f"clean[{i}]", {k: v for k, v in s.items() if k != "step"})
                     for i, s in enumerate(DEFAULT_CLEAN)
-                ]
+                ],
+                "clean.",
             )
         if not source.is_file():
             raise InputError(str(source), "cannot read: No such file or directory")
@@ -306,15 +307,14 @@ def clean(
     for column in ("step", "in", "kept", "dropped", "reasons"):
         table.add_column(column)
     for report in reports:
-        counts = report.stats.counts
-        reasons = ", ".join(f"{r}: {n}" for r, n in report.stats.dropped_by_reason.items()) or "-"
-        extra = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()) if k.startswith("redacted_"))
+        stats = report.stats
+        metrics = ", ".join(f"{k}: {v}" for k, v in sorted(stats.metrics.items()))
         table.add_row(
             report.label,
-            str(counts["total"]),
-            str(counts["kept"]),
-            str(counts["dropped"]),
-            "; ".join(x for x in (reasons, extra) if x),
+            str(stats.total),
+            str(stats.kept),
+            str(stats.dropped_total),
+            "; ".join(x for x in (_reasons(stats), metrics) if x),
         )
     out_console.print(table)
     out_console.print(f"Records: {out}\nRejects: {rejects_dir}/", highlight=False)
@@ -358,12 +358,11 @@ def split(
     try:
         if not source.is_file():
             raise InputError(str(source), "cannot read: No such file or directory")
-        records = list(splitter.run(list(read_records(source))))
         if out.exists():
             raise InputError(str(out), "already exists; choose a new output directory")
         with atomic_directory(out) as tmp:
             handles = {name: (tmp / f"{name}.jsonl").open("w", encoding="utf-8") for name in split_names}
-            for record in records:
+            for record in splitter.run(read_records(source)):  # streams: the splitter holds keys, not records
                 handles[record.split].write(record.to_json() + "\n")  # type: ignore[index]
             for handle in handles.values():
                 handle.close()
@@ -439,17 +438,11 @@ def augment(
         raise _usage_error(exc) from None
     except CorpusmillError as exc:
         raise _fail(exc) from None
-    counts = reports[0].stats.counts
-    discarded = (
-        ", ".join(
-            f"{k.removeprefix('discarded_')}: {v}" for k, v in sorted(counts.items()) if k.startswith("discarded_")
-        )
-        or "none"
-    )
-    seconds = reports[0].stats.seconds
+    stats = reports[0].stats
+    discarded = ", ".join(f"{reason}: {n}" for reason, n in sorted(stats.discarded.items())) or "none"
     out_console.print(
-        f"{counts['total']} records in, {counts['added']} variants added; discarded: {discarded}; "
-        f"{counts['sentences_translated']} sentences translated ({seconds:.1f}s)",
+        f"{stats.total} records in, {stats.added} variants added; discarded: {discarded}; "
+        f"{stats.metrics['sentences_translated']} sentences translated ({stats.seconds:.1f}s)",
         highlight=False,
     )
     out_console.print(f"Records: {out}", highlight=False)
@@ -654,6 +647,74 @@ def serve(
     uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 
+@app.command()
+def steps(
+    name: Annotated[str | None, typer.Argument(help="A step's name: show its parameters.")] = None,
+) -> None:
+    """List every registered step with its kind, or show one step's parameters."""
+    from typing import get_origin
+
+    from pydantic_core import PydanticUndefined
+    from rich.markup import escape
+
+    from corpusmill.registry import registered_steps
+
+    known = registered_steps()
+    if name is None:
+        table = Table(title="Registered steps (config key: sources[].type, clean[].step, split.method, augment[].step)")
+        for column in ("kind", "name", "what it does"):
+            table.add_column(column)
+        for cls in known:
+            table.add_row(cls.kind, cls.name, escape(_doc_line(cls.__doc__)))
+        out_console.print(table)
+        return
+    matches = [cls for cls in known if cls.name == name]
+    if not matches:
+        console.print(
+            f"[red]error:[/red] no step named {name!r} (known: {', '.join(sorted({c.name for c in known}))})",
+            highlight=False,
+        )
+        raise typer.Exit(2)
+    for cls in matches:
+        out_console.print(f"{cls.kind} step {cls.name}: {_doc_line(cls.__doc__)}", highlight=False)
+        table = Table()
+        for column in ("parameter", "type", "default", "description"):
+            table.add_column(column)
+        for field_name, field in cls.Params.model_fields.items():
+            default = (
+                "required"
+                if field.default is PydanticUndefined and field.default_factory is None
+                else (repr(field.get_default(call_default_factory=True)))
+            )
+            annotation = field.annotation
+            plain = isinstance(annotation, type) and get_origin(annotation) is None
+            shown = annotation.__name__ if plain else str(annotation).replace("typing.", "")  # type: ignore[union-attr]
+            cells = (field_name, shown, default, (field.description or "").replace("\n", " "))
+            table.add_row(*map(escape, cells))
+        out_console.print(table)
+
+
+def _doc_line(doc: str | None) -> str:
+    return " ".join((doc or "").strip().split("\n\n")[0].split())
+
+
+@app.command()
+def schema(
+    out: Annotated[Path | None, typer.Option("--out", help="Write here instead of standard output.")] = None,
+) -> None:
+    """Write a JSON Schema of the build config (every registered step's parameters), for editors."""
+    from corpusmill.config import build_config_schema
+    from corpusmill.io import atomic_write
+
+    text = json.dumps(build_config_schema(), indent=2, sort_keys=True) + "\n"
+    if out is None:
+        print(text, end="")
+        return
+    with atomic_write(out) as handle:
+        handle.write(text)
+    out_console.print(f"Schema: {out}", highlight=False)
+
+
 @release_app.command("verify")
 def release_verify(directory: Annotated[Path, typer.Argument(help="Release directory.")]) -> None:
     """Recompute every checksum and count of a release; exit 1 at the first mismatch."""
@@ -768,7 +829,7 @@ def print_summary(result: BuildResult) -> None:
         out_console.print(
             f"Release {result.release_dir} is up to date (same inputs and config); nothing to do.", highlight=False
         )
-    resumed = [stage.name for stage in result.stages if stage.resumed]
+    resumed = [segment.name for segment in result.segments if segment.resumed]
     if resumed:
         out_console.print(f"Resumed from checkpoints: {', '.join(resumed)}", highlight=False)
     splits = Table(title="Records per split")

@@ -14,9 +14,10 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.json_schema import models_json_schema
 
 from corpusmill.errors import ConfigError
-from corpusmill.registry import get_step
+from corpusmill.registry import get_step, registered_steps
 from corpusmill.schema import dotted_path
 from corpusmill.steps import Augmenter, PipelineStep, Reader, Splitter
 from corpusmill.validators import PathOrName, nesting_depth_over, outside, path_values
@@ -81,7 +82,7 @@ class SplitSpec(BaseModel):
 
 
 class ReleaseSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     name: str
     version: str
@@ -103,7 +104,7 @@ class ReleaseSpec(BaseModel):
 
 
 class BuildConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     sources: list[SourceSpec] = Field(min_length=1)
     clean: list[StepSpec] = []
@@ -142,6 +143,27 @@ class BuildConfig(BaseModel):
             return spec.dataset
         path = spec.step_params.get("path")
         return Path(path).stem if path else f"source{index}"
+
+    @property
+    def split_names(self) -> list[str]:
+        """The splits the splitter makes, in config order (read from its parameters, not built)."""
+        params = _step_class("split", self.split.method, "split").Params.model_validate(self.split.step_params)
+        return list(params.ratios)  # type: ignore[attr-defined]
+
+    def pipeline(self) -> list[PipelineStep]:
+        """The build as one list of steps, in the order records meet them: readers, clean steps,
+        the splitter, augmenters. Each step's label says which section of this file made it
+        (``read.<dataset>``, ``clean.length``, ``split.stratified``, ``augment.backtranslate``);
+        the executor runs the list and knows none of these names."""
+        readers: list[PipelineStep] = list(self.make_readers())
+        for reader in readers:
+            reader.label = f"read.{reader.dataset}"  # type: ignore[attr-defined]
+        return [
+            *readers,
+            *label_steps(self.make_clean_steps(), "clean."),
+            *label_steps([self.make_splitter()], "split."),
+            *label_steps(self.make_augmenters(), "augment."),
+        ]
 
     def make_readers(self) -> list[Reader]:
         readers = []
@@ -197,7 +219,7 @@ class BuildConfig(BaseModel):
             try:
                 yield key, cls.Params.model_validate(params)
             except ValidationError as exc:
-                raise _params_error(key, exc) from None
+                raise _params_error(key, exc, cls.Params) from None
 
     def confine_paths(self, root: Path) -> None:
         """Refuse any path the config sets (``Path`` fields and fields marked ``LocalPath``, in the
@@ -241,7 +263,7 @@ def load_clean_steps(path: Path) -> list[PipelineStep]:
             steps.append(make_step("clean", parsed.step, f"clean[{index}]", parsed.step_params))
         except ConfigError as exc:
             raise exc.at(where) from None
-    return label_steps(steps)
+    return label_steps(steps, "clean.")
 
 
 def _step_class(kind: str, name: str, path: str) -> type[PipelineStep]:
@@ -252,10 +274,19 @@ def _step_class(kind: str, name: str, path: str) -> type[PipelineStep]:
         raise ConfigError("config", f"{path}.{name_key}", str(exc.args[0])) from None
 
 
-def _params_error(path: str, exc: ValidationError) -> ConfigError:
+def _params_error(path: str, exc: ValidationError, params: type[BaseModel] | None = None) -> ConfigError:
     err = exc.errors()[0]
     key = dotted_path(err["loc"])
-    return ConfigError("config", f"{path}.{key}" if key else path, _clean_msg(err["msg"]))
+    message = _clean_msg(err["msg"])
+    if err["type"] == "extra_forbidden" and params is not None and len(err["loc"]) == 1:
+        message = _unknown_key(params)
+    return ConfigError("config", f"{path}.{key}" if key else path, message)
+
+
+def _unknown_key(model: type[BaseModel]) -> str:
+    """The message for a misspelled key: which keys the place takes."""
+    allowed = [name for name, field in model.model_fields.items() if not field.exclude]
+    return f"unknown key (allowed: {', '.join(allowed)})"
 
 
 def make_step(kind: str, name: str, path: str, params: dict[str, Any], **fixed: Any) -> PipelineStep:
@@ -263,17 +294,17 @@ def make_step(kind: str, name: str, path: str, params: dict[str, Any], **fixed: 
     try:
         return cls(**fixed, **params)
     except ValidationError as exc:
-        raise _params_error(path, exc) from None
+        raise _params_error(path, exc, cls.Params) from None
     except TypeError as exc:
         raise ConfigError("config", path, str(exc)) from None
 
 
-def label_steps(steps: list[PipelineStep]) -> list[PipelineStep]:
+def label_steps(steps: list[PipelineStep], prefix: str = "") -> list[PipelineStep]:
     """Give repeated steps distinct labels (``length``, ``length.2``) for stats and reject files."""
     seen: dict[str, int] = {}
     for step in steps:
         seen[step.name] = seen.get(step.name, 0) + 1
-        step.label = step.name if seen[step.name] == 1 else f"{step.name}.{seen[step.name]}"
+        step.label = prefix + (step.name if seen[step.name] == 1 else f"{step.name}.{seen[step.name]}")
     return steps
 
 
@@ -302,18 +333,91 @@ def load_config(path: Path, workspace: Path | None = None) -> BuildConfig:
     return parse_config(data, where, path.resolve().parent, workspace)
 
 
+STEP_LIST_KEYS = {"read": "sources", "clean": "clean", "split": "split", "augment": "augment", "write": "release"}
+"""In a ``steps:`` list, the key that names each entry's step, and the section it fills."""
+
+
+def sections_from_steps(data: dict[str, Any], where: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """A config written as one ``steps:`` list (readers, clean steps, the splitter, augmenters,
+    then ``write: release``), as the sections the rest of corpusmill reads — and, for error
+    messages, where each section entry came from (``clean[1]`` → ``steps[3]``)."""
+    steps = data["steps"]
+    if not isinstance(steps, list) or not steps:
+        raise ConfigError(where, "steps", "must be a non-empty list of steps")
+    clash = sorted(set(data) & set(STEP_LIST_KEYS.values()))
+    if clash:
+        raise ConfigError(where, clash[0], "give either a steps list or sections, not both")
+    out: dict[str, Any] = {key: value for key, value in data.items() if key != "steps"}
+    origin: dict[str, str] = {}
+    order = list(STEP_LIST_KEYS)
+    last = 0
+    for index, entry in enumerate(steps):
+        named = [key for key in STEP_LIST_KEYS if isinstance(entry, dict) and key in entry]
+        if len(named) != 1:
+            raise ConfigError(where, f"steps[{index}]", f"name the step with exactly one of: {', '.join(order)}")
+        kind = named[0]
+        if order.index(kind) < last:
+            raise ConfigError(
+                where, f"steps[{index}]", f"a {kind} step after a {order[last]} step; order: {', '.join(order)}"
+            )
+        last = order.index(kind)
+        params = {key: value for key, value in entry.items() if key != kind}
+        section = STEP_LIST_KEYS[kind]
+        if kind == "write":
+            if entry[kind] != "release" or "release" in out:
+                raise ConfigError(where, f"steps[{index}].write", "the one writer is 'release', written last")
+            out["release"], origin["release"] = params, f"steps[{index}]"
+        elif kind == "split":
+            if "split" in out:
+                raise ConfigError(where, f"steps[{index}]", "a build has one splitter")
+            out["split"], origin["split"] = {"method": entry[kind], **params}, f"steps[{index}]"
+        else:
+            name_key = "type" if kind == "read" else "step"
+            entries = out.setdefault(section, [])
+            origin[f"{section}[{len(entries)}]"] = f"steps[{index}]"
+            entries.append({name_key: entry[kind], **params})
+    if "release" not in out:
+        raise ConfigError(where, "steps", "end with a 'write: release' step naming the release (name, version)")
+    return out, origin
+
+
+def _from_step_list(error: ConfigError, origin: dict[str, str]) -> ConfigError:
+    """A section's key path in an error, told as the ``steps[i]`` entry the user wrote."""
+    for section, step in origin.items():
+        if error.path == section or error.path.startswith((f"{section}.", f"{section}[")):
+            return ConfigError(error.where, step + error.path[len(section) :], error.message)
+    return error
+
+
 def parse_config(data: Any, where: str, base_dir: Path, workspace: Path | None = None) -> BuildConfig:
-    """Validate a parsed build config whose relative paths resolve against ``base_dir``."""
+    """Validate a parsed build config whose relative paths resolve against ``base_dir``.
+
+    The config gives its steps either as sections (``sources``, ``clean``, ``split``, ``augment``,
+    ``release``) or as one ``steps:`` list in that order."""
     deep = nesting_depth_over(data, MAX_NESTING)
     if deep is not None:
         raise ConfigError(where, deep, f"nested deeper than {MAX_NESTING} levels")
     if not isinstance(data, dict):
         raise ConfigError(where, "", "must be a YAML mapping with sources, clean, split, augment, release")
+    if "steps" not in data:
+        return _parse_sections(data, where, base_dir, workspace)
+    sections, origin = sections_from_steps(data, where)
+    try:
+        return _parse_sections(sections, where, base_dir, workspace)
+    except ConfigError as exc:
+        raise _from_step_list(exc, origin) from None
+
+
+def _parse_sections(data: dict[str, Any], where: str, base_dir: Path, workspace: Path | None) -> BuildConfig:
     try:
         config = BuildConfig.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        msg = "unknown key" if err["type"] == "extra_forbidden" else _clean_msg(err["msg"])
+        errors = exc.errors()  # a misspelt key first: it usually explains the "Field required" beside it
+        err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+        msg = _clean_msg(err["msg"])
+        if err["type"] == "extra_forbidden":
+            place = {1: BuildConfig, 2: ReleaseSpec if err["loc"][0] == "release" else None}.get(len(err["loc"]))
+            msg = _unknown_key(place) if place else "unknown key"
         raise ConfigError(where, dotted_path(err["loc"]), msg) from None
     config.base_dir = base_dir
     try:
@@ -323,3 +427,63 @@ def parse_config(data: Any, where: str, base_dir: Path, workspace: Path | None =
     except ConfigError as exc:
         raise exc.at(where) from None
     return config
+
+
+SECTIONS = {
+    "sources": ("source", "type"),
+    "clean": ("clean", "step"),
+    "split": ("split", "method"),
+    "augment": ("augment", "step"),
+}
+"""Each step section of a build config: the step kind it holds and the key that names the step."""
+
+
+def build_config_schema() -> dict[str, Any]:
+    """A JSON Schema of the build config with every registered step's parameters (types,
+    defaults, docs), so YAML editors complete and check a config as ``corpusmill build`` would."""
+    steps = [cls for cls in registered_steps() if cls.kind in {kind for kind, _ in SECTIONS.values()}]
+    keyed, schema = models_json_schema(
+        [(BuildConfig, "validation"), *((cls.Params, "validation") for cls in steps)],
+        title="corpusmill build config",
+    )
+    config = schema["$defs"]["BuildConfig"]
+    source_keys = {"dataset": SourceSpec.model_fields["dataset"], "on_error": SourceSpec.model_fields["on_error"]}
+    for section, (kind, name_key) in SECTIONS.items():
+        variants = []
+        for cls in (c for c in steps if c.kind == kind):
+            ref = keyed[(cls.Params, "validation")]["$ref"]
+            params = schema["$defs"][ref.rsplit("/", 1)[-1]]
+            own: dict[str, Any] = {name_key: {"const": cls.name, "description": _first_line(cls.__doc__)}}
+            if kind == "source":
+                own |= {
+                    key: {"type": "string", "description": field.description or ""}
+                    for key, field in source_keys.items()
+                }
+            variants.append(
+                {
+                    "title": f"{kind} step {cls.name}",
+                    "type": "object",
+                    "properties": {**own, **params.get("properties", {})},
+                    "required": [name_key, *params.get("required", [])]
+                    if kind != "split"
+                    else params.get("required", []),
+                    "additionalProperties": False,
+                }
+            )
+        items = {"anyOf": variants}
+        if section == "split":
+            config["properties"]["split"] = items
+        else:
+            config["properties"][section] = {"type": "array", "items": items}
+    config.pop("title", None)
+    config["properties"].pop("base_dir", None)  # set from the file's location, never written in it
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "corpusmill build config",
+        **config,
+        "$defs": schema["$defs"],
+    }
+
+
+def _first_line(doc: str | None) -> str:
+    return (doc or "").strip().split("\n\n")[0].replace("\n", " ")

@@ -1,19 +1,15 @@
-"""The local executor: runs the stages in order, shards per-record steps over worker processes,
-and checkpoints every stage so a killed build resumes where it stopped.
+"""The local executor: runs a build's list of steps, shards per-record steps over worker
+processes, and checkpoints so that a killed build resumes where it stopped.
 
-Stages and what they see::
-
-    ingest   every source reader, in config order           (streams)
-    clean    per-record steps sharded; dataset steps whole  (streams between dataset steps)
-    split    the splitter, whole dataset
-    augment  augmenters on the train split, sharded
-    release  parquet + jsonl + card + manifest, written once
-
-Each stage writes ``<work>/<stage>/records.jsonl`` and ``rejects/<step>.jsonl`` into a temp
-directory that is renamed into place with a ``_DONE.json`` marker holding a key made from the
-hash of its input and its config. A rerun skips every stage whose marker key still matches.
-Shards are fixed-size chunks of the record stream processed in order, so the output bytes do not
-depend on the number of workers.
+A build is one list of steps (:meth:`BuildConfig.pipeline`): readers, then any mix of per-record
+steps (sharded, streaming) and whole-dataset steps (dedup, splitting). The list is cut into
+*segments* at the natural checkpoints — after the readers and after each whole-dataset step — and
+each segment writes ``<work>/<NN>.<name>/records.jsonl`` and ``rejects/<step>.jsonl`` into a temp
+directory renamed into place with a ``_DONE.json`` marker. The marker's key hashes the segment's
+input and its steps' specs, so a rerun skips every segment whose key still matches. The release
+writer is the last step: it turns the final records into the release. Shards are fixed-size
+chunks of the record stream processed in order, so the output bytes do not depend on the number
+of workers. The executor knows step kinds, never what a step is for.
 """
 
 from __future__ import annotations
@@ -24,9 +20,8 @@ import os
 import shutil
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -38,56 +33,38 @@ from corpusmill.config import BuildConfig
 from corpusmill.errors import InputError, ReleaseError
 from corpusmill.io import atomic_directory, count_lines, read_records, sha256_file, sha256_json, write_json
 from corpusmill.processes import FileLock, die_with
+from corpusmill.release import existing_release_key, verify_release, write_release
+from corpusmill.reports import BuildResult, SegmentResult, StepReport, StepStats
 from corpusmill.schema import Record
-from corpusmill.steps import PipelineStep, RecordStep, StepStats
+from corpusmill.steps import PipelineStep, Reader, RecordStep, Rejected
 
 CHUNK_SIZE = 256
 """Records per shard; fixed so that output order does not depend on the worker count."""
 
-STAGES = ("ingest", "clean", "split", "augment")
+DONE = "_DONE.json"
 
 
-@dataclass
-class StepReport:
-    stage: str
-    label: str
-    name: str
-    stats: StepStats
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"stage": self.stage, "label": self.label, "name": self.name, **self.stats.to_dict()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> StepReport:
-        return cls(data["stage"], data["label"], data["name"], StepStats.from_dict(data))
-
-    @property
-    def rejects_file(self) -> str:
-        return f"{self.stage}.{self.label}.jsonl"
-
-
-@dataclass
-class StageResult:
-    name: str
-    key: str
-    records_out: int
-    output_sha256: str
-    steps: list[StepReport]
-    resumed: bool = False
-    reports: dict[str, Any] = field(default_factory=dict)
-    """Per step label, what a step reported (the split report), read from ``reports/``."""
-
-    @property
-    def directory_name(self) -> str:
-        return self.name
+def plan_segments(steps: Sequence[PipelineStep]) -> list[tuple[str, list[PipelineStep]]]:
+    """Cut the step list at its checkpoints: the readers form the first segment; a segment of
+    other steps ends after each whole-dataset step, or at the end of the list. A segment is
+    named by its position and its last step's label."""
+    readers = [step for step in steps if isinstance(step, Reader)]
+    if not readers or steps[: len(readers)] != readers:
+        raise ValueError("a pipeline starts with its readers")
+    segments = [readers]
+    current: list[PipelineStep] = []
+    for step in steps[len(readers) :]:
+        current.append(step)
+        if not isinstance(step, RecordStep):
+            segments.append(current)
+            current = []
+    if current:
+        segments.append(current)
+    return [(f"{index:02d}.{segment[-1].label}", segment) for index, segment in enumerate(segments)]
 
 
-@dataclass
-class BuildResult:
-    release_dir: Path
-    stages: list[StageResult] = field(default_factory=list)
-    up_to_date: bool = False
-    manifest: dict[str, Any] = field(default_factory=dict)
+def _report(step: PipelineStep, stats: StepStats | None = None) -> StepReport:
+    return StepReport(step.label, step.name, step.kind, stats or StepStats())
 
 
 # --- worker side -------------------------------------------------------------------------------
@@ -125,7 +102,7 @@ def run_chunk(steps: Sequence[RecordStep], lines: list[str]) -> ChunkResult:
 
 
 class RejectLog:
-    """Appends rejected records to ``rejects/<stage>.<step>.jsonl`` inside a stage directory."""
+    """Appends rejected records to ``rejects/<step>.jsonl`` as they come (the one serialiser)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -138,16 +115,17 @@ class RejectLog:
                 self.handles[filename] = (self.directory / filename).open("w", encoding="utf-8")
             self.handles[filename].write(json.dumps(reject, ensure_ascii=False, sort_keys=True) + "\n")
 
+    def sink(self, filename: str) -> Any:
+        """A step's ``reject_sink``: each reject is written when the step makes it, never held."""
+
+        def write(rejected: Rejected) -> None:
+            self.write(filename, [rejected.to_dict()])
+
+        return write
+
     def close(self) -> None:
         for handle in self.handles.values():
             handle.close()
-
-
-def _read_reports(stage_dir: Path) -> dict[str, Any]:
-    return {
-        path.stem: json.loads(path.read_text(encoding="utf-8"))
-        for path in sorted((stage_dir / "reports").glob("*.json"))
-    }
 
 
 def _chunks(records: Iterable[Record], size: int) -> Iterator[list[str]]:
@@ -178,16 +156,15 @@ class StepRunner:
             disable=not self.console.is_terminal,
         )
 
-    def run_steps(self, stage: str, steps: list[PipelineStep], out: Path, input_path: Path | None) -> list[StepReport]:
+    def run_steps(self, name: str, steps: list[PipelineStep], out: Path, input_path: Path) -> list[StepReport]:
         """Chain the steps over ``input_path`` into ``out/records.jsonl`` and ``out/rejects/``.
 
-        Runs of per-record steps are sharded over the workers; dataset steps see everything.
+        Runs of per-record steps are sharded over the workers; whole-dataset steps see everything
+        in this process and stream their rejects to disk as they make them.
         """
-        assert input_path is not None
         rejects = RejectLog(out / "rejects")
-        reports = [StepReport(stage, step.label, step.name, StepStats()) for step in steps]
-        total = count_lines(input_path)
-        task = self.progress.add_task(stage, total=total)
+        reports = [_report(step) for step in steps]
+        task = self.progress.add_task(name, total=count_lines(input_path))
         self._task, self._started = task, time.perf_counter()
         stream: Iterable[Record] = self._count_into(read_records(input_path), task)
         index = 0
@@ -207,6 +184,8 @@ class StepRunner:
                     handle.write(record.to_json() + "\n")
         finally:
             rejects.close()
+        for step, report in zip(steps, reports, strict=True):
+            report.card_section = step.card_section(report)
         return reports
 
     def _count_into(self, records: Iterator[Record], task: Any) -> Iterator[Record]:
@@ -217,12 +196,14 @@ class StepRunner:
     def _whole(
         self, step: PipelineStep, report: StepReport, records: Iterable[Record], rejects: RejectLog
     ) -> Iterator[Record]:
-        yield from step.run(records)  # type: ignore[attr-defined]
-        report.stats.merge(step.stats)
-        rejects.write(report.rejects_file, (r.to_dict() for r in step.rejects))
-        if step.report:
-            write_json(rejects.directory.parent / "reports" / f"{step.label}.json", step.report)
         step.reset()
+        step.reject_sink = rejects.sink(report.rejects_file)
+        try:
+            yield from step.run(records)  # type: ignore[attr-defined]
+        finally:
+            step.reject_sink = None
+        report.stats.merge(step.stats)
+        report.report = step.report
 
     def _sharded(
         self,
@@ -235,10 +216,14 @@ class StepRunner:
             for report, step_stats, step_reject in zip(reports, stats, step_rejects, strict=True):
                 report.stats.merge(step_stats)
                 rejects.write(report.rejects_file, step_reject)
-                translated = report.stats.counts.get("sentences_translated")
-                if translated:  # back-translation shows its own rate
-                    rate = translated / max(time.perf_counter() - self._started, 1e-6)
-                    self.progress.update(self._task, description=f"{report.stage} {rate:,.0f} sentences/s")
+            elapsed = max(time.perf_counter() - self._started, 1e-6)
+            rates = [
+                f"{report.stats.metrics[step.progress_metric] / elapsed:,.0f} {step.progress_metric}/s"
+                for step, report in zip(steps, reports, strict=True)
+                if step.progress_metric and report.stats.metrics.get(step.progress_metric)
+            ]
+            if rates:  # a step that counts its own unit of work (sentences translated) shows its rate
+                self.progress.update(self._task, description=" ".join(rates))
             for line in lines:
                 yield Record.from_json(line)
 
@@ -287,18 +272,28 @@ class LocalExecutor(StepRunner):
         ):
             return self._build_locked()
 
-    def _build_locked(self) -> BuildResult:
-        from corpusmill.release import existing_release_key, verify_release, write_release
+    @staticmethod
+    def progress_of(work_dir: Path) -> dict[str, Any]:
+        """The checkpoints a build in ``work_dir`` has finished, with each one's record count:
+        what the service shows for a running or restarted job."""
+        done = {}
+        for marker in sorted(work_dir.glob(f"*/{DONE}")):
+            done[marker.parent.name] = json.loads(marker.read_text(encoding="utf-8"))["records_out"]
+        return {"segments_done": list(done), "records_out": done}
 
+    # -- the run -----------------------------------------------------------------------------
+
+    def _build_locked(self) -> BuildResult:
         config = self.config
         release_dir = config.release_dir
-        readers = config.make_readers()
+        steps = config.pipeline()
+        inputs = [
+            {"dataset": step.dataset, "type": step.name, "uri": step.uri, "sha256": step.fingerprint()}
+            for step in steps
+            if isinstance(step, Reader)
+        ]
         key = sha256_json(
-            {
-                "sources": [reader.fingerprint() for reader in readers],
-                "config": config.as_dict(),
-                "version": __version__,
-            }
+            {"sources": [entry["sha256"] for entry in inputs], "config": config.as_dict(), "version": __version__}
         )
         if release_dir.exists():
             if existing_release_key(release_dir) == key:
@@ -313,110 +308,67 @@ class LocalExecutor(StepRunner):
             )
         self.work_dir.mkdir(parents=True, exist_ok=True)
         result = BuildResult(release_dir=release_dir)
-        stage_config: dict[str, Any] = {
-            "ingest": key,
-            "clean": [spec.model_dump(mode="json") for spec in config.clean],
-            "split": {"split": config.split.model_dump(mode="json"), "seed": config.seed},
-            "augment": {"augment": [s.model_dump(mode="json") for s in config.augment], "seed": config.seed},
-        }
-        runners: dict[str, Callable[[Path, Path | None], list[StepReport]]] = {
-            "ingest": lambda out, _: self._ingest(readers, out),
-            "clean": self._clean,
-            "split": self._split,
-            "augment": self._augment,
-        }
-        previous: StageResult | None = None
+        previous: SegmentResult | None = None
         with self.progress:
-            for stage in STAGES:
-                stage_key = sha256_json(
-                    {"input": previous.output_sha256 if previous else None, "config": stage_config[stage]}
+            for name, segment in plan_segments(steps):
+                segment_key = sha256_json(
+                    {
+                        "input": previous.output_sha256 if previous else None,
+                        "steps": [step.spec() for step in segment],
+                        "seed": config.seed,
+                        "version": __version__,
+                    }
                 )
-                previous = self._run_stage(stage, stage_key, runners[stage], previous)
-                result.stages.append(previous)
-        final_records = self.work_dir / STAGES[-1] / "records.jsonl"
-        result.manifest = write_release(
-            config, key, final_records, result.stages, self.work_dir, release_dir, self.console
-        )
+                previous = self._run_segment(name, segment, segment_key, previous)
+                result.segments.append(previous)
+        assert previous is not None
+        final_records = self.work_dir / previous.name / "records.jsonl"
+        result.manifest = write_release(config, key, final_records, result.segments, self.work_dir, inputs)
         return result
 
-    # -- stages ------------------------------------------------------------------------------
-
-    def _run_stage(
-        self,
-        stage: str,
-        key: str,
-        runner: Callable[[Path, Path | None], list[StepReport]],
-        previous: StageResult | None,
-    ) -> StageResult:
-        stage_dir = self.work_dir / stage
-        marker = stage_dir / "_DONE.json"
+    def _run_segment(
+        self, name: str, steps: list[PipelineStep], key: str, previous: SegmentResult | None
+    ) -> SegmentResult:
+        directory = self.work_dir / name
+        marker = directory / DONE
         if marker.exists():
             done = json.loads(marker.read_text(encoding="utf-8"))
             if done["key"] == key:
-                return StageResult(
-                    stage,
-                    key,
-                    done["records_out"],
-                    done["output_sha256"],
-                    [StepReport.from_dict(step) for step in done["steps"]],
-                    resumed=True,
-                    reports=_read_reports(stage_dir),
-                )
-            shutil.rmtree(stage_dir)
-        elif stage_dir.exists():
-            shutil.rmtree(stage_dir)
-        input_path = self.work_dir / previous.directory_name / "records.jsonl" if previous else None
-        with atomic_directory(stage_dir) as tmp:
-            steps = runner(tmp, input_path)
+                return SegmentResult.from_dict(done, resumed=True)
+            shutil.rmtree(directory)
+        elif directory.exists():
+            shutil.rmtree(directory)
+        with atomic_directory(directory) as tmp:
+            if previous is None:
+                reports = self._read(steps, tmp)  # type: ignore[arg-type]
+            else:
+                reports = self.run_steps(name, steps, tmp, self.work_dir / previous.name / "records.jsonl")
             output = tmp / "records.jsonl"
-            records_out = count_lines(output)
-            result = StageResult(stage, key, records_out, sha256_file(output), steps, reports=_read_reports(tmp))
-            write_json(
-                tmp / "_DONE.json",
-                {
-                    "key": key,
-                    "records_out": records_out,
-                    "output_sha256": result.output_sha256,
-                    "steps": [step.to_dict() for step in steps],
-                },
-            )
+            result = SegmentResult(name, key, count_lines(output), sha256_file(output), reports)
+            write_json(tmp / DONE, result.to_dict())
         return result
 
-    def _ingest(self, readers: Sequence[PipelineStep], out: Path) -> list[StepReport]:
-        """Read every source; repeated content ids get a ``-2``, ``-3`` … suffix."""
+    def _read(self, readers: Sequence[Reader], out: Path) -> list[StepReport]:
+        """Read every source in order; repeated content ids get a ``-2``, ``-3`` … suffix."""
         rejects = RejectLog(out / "rejects")
         reports = []
         seen: dict[str, int] = defaultdict(int)
-        task = self.progress.add_task("ingest", total=None)
+        task = self.progress.add_task(readers[-1].label, total=None)
         try:
             with (out / "records.jsonl").open("w", encoding="utf-8") as handle:
                 for reader in readers:
-                    reader.label = reader.dataset  # type: ignore[attr-defined]
-                    report = StepReport("ingest", reader.label, reader.name, reader.stats)
-                    for record in reader.run():  # type: ignore[attr-defined]
+                    reader.reject_sink = rejects.sink(f"{reader.label}.jsonl")
+                    for record in reader.run():
                         seen[record.id] += 1
                         if seen[record.id] > 1:
                             record.id = f"{record.id}-{seen[record.id]}"
                         handle.write(record.to_json() + "\n")
                         self.progress.advance(task)
-                        if reader.rejects:
-                            rejects.write(report.rejects_file, (r.to_dict() for r in reader.rejects))
-                            reader.rejects.clear()
-                    rejects.write(report.rejects_file, (r.to_dict() for r in reader.rejects))
-                    reader.rejects.clear()
-                    reports.append(report)
+                    reader.reject_sink = None
+                    reports.append(_report(reader, reader.stats))
         finally:
             rejects.close()
         if not seen:
             where = ", ".join(str(getattr(r.params, "path", r.name)) for r in readers)
             raise InputError(where, "empty input: the sources hold no records")
         return reports
-
-    def _clean(self, out: Path, input_path: Path | None) -> list[StepReport]:
-        return self.run_steps("clean", self.config.make_clean_steps(), out, input_path)
-
-    def _augment(self, out: Path, input_path: Path | None) -> list[StepReport]:
-        return self.run_steps("augment", list(self.config.make_augmenters()), out, input_path)
-
-    def _split(self, out: Path, input_path: Path | None) -> list[StepReport]:
-        return self.run_steps("split", [self.config.make_splitter()], out, input_path)

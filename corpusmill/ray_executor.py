@@ -1,4 +1,4 @@
-"""The same build on Ray: same stages, checkpoints, stats, rejects and release bytes.
+"""The same build on Ray: same steps, checkpoints, stats, rejects and release bytes.
 
 Chosen over Ray Data's ``map_batches``: the local executor's fixed-size shards and ordered
 results are what make the output independent of the worker count, and plain Ray tasks and actors
@@ -24,7 +24,8 @@ from typing import Any
 from rich.console import Console
 
 from corpusmill.config import BuildConfig
-from corpusmill.executor import BuildResult, ChunkResult, LocalExecutor, run_chunk
+from corpusmill.executor import ChunkResult, LocalExecutor, run_chunk
+from corpusmill.reports import BuildResult
 from corpusmill.steps import RecordStep
 
 

@@ -52,3 +52,9 @@ def get_step(kind: str, name: str) -> type[PipelineStep]:
     except KeyError:
         known = ", ".join(step_names(kind)) or "none"
         raise KeyError(f"unknown {kind} step {name!r} (known: {known})") from None
+
+
+def registered_steps() -> list[type[PipelineStep]]:
+    """Every registered step class, by kind then name."""
+    _load_stage_packages()
+    return [_STEPS[key] for key in sorted(_STEPS)]

@@ -4,7 +4,7 @@ A release is ``<output_dir>/<name>/<version>/``::
 
     data/<split>-00000-of-0000N.parquet   Hugging Face hub layout
     jsonl/<split>.jsonl                   the same records, one JSON object a line
-    rejects/<stage>.<step>.jsonl          every rejected record with its reason
+    rejects/<step>.jsonl                  every rejected record with its reason
     plots/*.png                           figures embedded in the card
     README.md                             Hugging Face dataset card
     manifest.json                         checksums, accounting, config, versions
@@ -21,62 +21,31 @@ import platform
 import shutil
 import subprocess
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
-from rich.console import Console
 
 from corpusmill import __version__
+from corpusmill.card import plot_labels, plot_lengths, render_card
+from corpusmill.chatformats import WRITERS, ChatFormatError
 from corpusmill.config import BuildConfig
 from corpusmill.errors import CorpusmillError, ReleaseError
 from corpusmill.io import atomic_directory, count_lines, read_records, sha256_file, sha256_json, write_json
+from corpusmill.reports import SegmentResult, SplitSummary, StepReport
 from corpusmill.schema import Record, arrow_schema, to_row
-
-if TYPE_CHECKING:
-    from corpusmill.executor import StageResult
 
 ROW_GROUP_SIZE = 10_000
 LIBRARIES = ("pydantic", "pyarrow", "matplotlib", "rich", "typer", "pyyaml")
 MANIFEST = "manifest.json"
 
 
-@dataclass
-class SplitSummary:
-    """What the card and manifest say about one split."""
-
-    name: str
-    records: int = 0
-    labels: Counter[str] = field(default_factory=Counter)
-    chars: list[int] = field(default_factory=list)
-    words: list[int] = field(default_factory=list)
-    chat: int = 0
-    augmented: int = 0
-    datasets: Counter[str] = field(default_factory=Counter)
-    files: list[str] = field(default_factory=list)
-    nbytes: int = 0
-    """In-memory (Arrow) size of the split, as the card's ``num_bytes`` wants it."""
-
-    def add(self, record: Record) -> None:
-        self.records += 1
-        labels = record.label if isinstance(record.label, list) else [record.label]
-        self.labels.update(label for label in labels if label is not None)
-        body = record.body
-        self.chars.append(len(body))
-        self.words.append(len(body.split()))
-        self.chat += record.messages is not None
-        self.augmented += record.parent_id is not None
-        self.datasets[record.source.dataset] += 1
-
-
-def split_order(config: BuildConfig, names: set[str]) -> list[str]:
+def split_order(configured: list[str], names: set[str]) -> list[str]:
     """Configured splits first, in config order, then any others alphabetically."""
-    configured = list(config.make_splitter().split_names)
     return [n for n in configured if n in names] + sorted(names - set(configured))
 
 
@@ -91,14 +60,14 @@ def write_release(
     config: BuildConfig,
     build_key: str,
     records_path: Path,
-    stages: list[StageResult],
+    segments: list[SegmentResult],
     work_dir: Path,
-    release_dir: Path,
-    console: Console,
+    inputs: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    """Write the release directory atomically and return its manifest."""
-    from corpusmill.card import plot_labels, plot_lengths, render_card
-
+    """Write ``config.release_dir`` atomically from the last segment's records and return its
+    manifest; ``inputs`` names and digests what the readers read (hashed once, by the executor)."""
+    release_dir = config.release_dir
+    steps = [step for segment in segments for step in segment.steps]
     summaries: dict[str, SplitSummary] = {}
     multi_label = False
     for record in read_records(records_path):
@@ -106,9 +75,9 @@ def write_release(
             raise ReleaseError(f"{records_path}: record {record.id} has no split")
         summaries.setdefault(record.split, SplitSummary(record.split)).add(record)
         multi_label = multi_label or isinstance(record.label, list)
-    order = split_order(config, set(summaries))
+    order = split_order(config.split_names, set(summaries))
     ordered = {name: summaries[name] for name in order}
-    for name in config.make_splitter().split_names:
+    for name in config.split_names:
         ordered.setdefault(name, SplitSummary(name))
     if not summaries:
         raise ReleaseError(f"{release_dir}: no records left to release (every input record was rejected)")
@@ -117,15 +86,13 @@ def write_release(
     release_dir.parent.mkdir(parents=True, exist_ok=True)
     with atomic_directory(release_dir) as tmp:
         _write_data(records_path, ordered, schema, multi_label, config.release.max_rows_per_shard, tmp)
-        reject_counts = _copy_rejects(stages, work_dir, tmp)
+        reject_counts = _copy_rejects(segments, work_dir, tmp)
         exports = _write_exports(records_path, config.release.exports, list(ordered), tmp)
         plots = {"lengths": plot_lengths(ordered, tmp / "plots" / "lengths.png")}
         if any(summary.labels for summary in ordered.values()):
             plots["labels"] = plot_labels(ordered, tmp / "plots" / "labels.png")
-        accounting = _accounting(stages)
-        (tmp / "README.md").write_text(
-            render_card(config, ordered, schema, stages, accounting, plots), encoding="utf-8"
-        )
+        accounting = _accounting(steps, segments[-1].records_out)
+        (tmp / "README.md").write_text(render_card(config, ordered, schema, steps, accounting, plots), encoding="utf-8")
         manifest = {
             "format": "corpusmill-release/1",
             "name": config.release.name,
@@ -139,10 +106,7 @@ def write_release(
             "seed": config.seed,
             "config": config.as_dict(),
             "config_sha256": sha256_json(config.as_dict()),
-            "inputs": [
-                {"dataset": reader.dataset, "type": reader.name, "uri": reader.uri, "sha256": reader.fingerprint()}
-                for reader in config.make_readers()
-            ],
+            "inputs": inputs,
             "multi_label": multi_label,
             "splits": {
                 name: {
@@ -156,15 +120,15 @@ def write_release(
             "accounting": accounting,
             "rejects": reject_counts,
             "exports": exports,
-            "reports": {f"{stage.name}.{label}": report for stage in stages for label, report in stage.reports.items()},
-            "stages": [
+            "reports": {step.label: step.report for step in steps if step.report},
+            "segments": [
                 {
-                    "stage": stage.name,
-                    "records_out": stage.records_out,
-                    "resumed": stage.resumed,
-                    "steps": [step.to_dict() for step in stage.steps],
+                    "name": segment.name,
+                    "records_out": segment.records_out,
+                    "resumed": segment.resumed,
+                    "steps": [step.to_dict() for step in segment.steps],
                 }
-                for stage in stages
+                for segment in segments
             ],
             "files": _checksums(tmp),
         }
@@ -249,8 +213,6 @@ def _write_exports(records_path: Path, formats: list[str], splits: list[str], ou
     Text records, and chats a format cannot express (a tool turn in ShareGPT, say), are counted
     as skipped with the reason.
     """
-    from corpusmill.chatformats import WRITERS, ChatFormatError
-
     summary: dict[str, Any] = {}
     for fmt in formats:
         (out / "exports" / fmt).mkdir(parents=True)
@@ -281,13 +243,13 @@ def _write_exports(records_path: Path, formats: list[str], splits: list[str], ou
     return summary
 
 
-def _copy_rejects(stages: list[StageResult], work_dir: Path, out: Path) -> dict[str, int]:
+def _copy_rejects(segments: list[SegmentResult], work_dir: Path, out: Path) -> dict[str, int]:
     """Copy each step's rejects file; every step gets one, empty when it dropped nothing."""
     counts = {}
     (out / "rejects").mkdir()
-    for stage in stages:
-        for step in stage.steps:
-            source = work_dir / stage.directory_name / "rejects" / step.rejects_file
+    for segment in segments:
+        for step in segment.steps:
+            source = work_dir / segment.name / "rejects" / step.rejects_file
             target = out / "rejects" / step.rejects_file
             if source.exists():
                 shutil.copyfile(source, target)
@@ -298,20 +260,15 @@ def _copy_rejects(stages: list[StageResult], work_dir: Path, out: Path) -> dict[
     return counts
 
 
-def _accounting(stages: list[StageResult]) -> dict[str, Any]:
-    """in = (released - augmented) + rejected, with rejections broken down by step and reason."""
-    ingest = next(stage for stage in stages if stage.name == "ingest")
-    input_records = sum(step.stats.counts["total"] for step in ingest.steps)
-    rejected: dict[str, dict[str, int]] = {}
-    augmented = 0
-    for stage in stages:
-        for step in stage.steps:
-            reasons = step.stats.dropped_by_reason
-            if reasons:
-                rejected[f"{stage.name}.{step.label}"] = reasons
-            augmented += step.stats.counts["added"]
+def _accounting(steps: list[StepReport], released: int) -> dict[str, Any]:
+    """in = (released - augmented) + rejected, with rejections broken down by step and reason.
+
+    Records come in through the readers (steps of kind ``source``) and are added by steps that
+    create records (``added``: augmenters)."""
+    input_records = sum(step.stats.total for step in steps if step.kind == "source")
+    rejected = {step.label: dict(sorted(step.stats.dropped.items())) for step in steps if step.stats.dropped}
+    augmented = sum(step.stats.added for step in steps)
     rejected_total = sum(sum(reasons.values()) for reasons in rejected.values())
-    released = stages[-1].records_out
     return {
         "input_records": input_records,
         "released_records": released,

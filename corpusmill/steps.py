@@ -4,7 +4,8 @@ Modelled on datatrove's ``PipelineStep``: records flow through steps as generato
 kind leaves its author exactly one small method:
 
 * :class:`Reader` — ``read()`` yields records from one source;
-* :class:`Filter` — ``keep(record)`` answers ``True``, ``False`` or ``(False, reason)``;
+* :class:`Filter` — ``keep(record)`` answers ``True``, ``False`` or ``(False, reason)``; a
+  :class:`ScoreFilter` splits that into ``score(record)`` and ``decide(scores)``;
 * :class:`Mapper` — ``transform(record)`` returns the changed record (or raises :class:`DropRecord`);
 * :class:`DatasetStep` — ``decide(records)`` sees the whole dataset (dedup) and yields
   ``(record, None)`` to keep or ``(record, reason)`` to drop;
@@ -14,26 +15,31 @@ kind leaves its author exactly one small method:
 Outputs are not a step kind: the executor writes each stage's records and rejects, and the release
 writer the final dataset, so every step stays free of file handling.
 
-The base class owns the rest: labelled counters (``total``, ``kept``, ``dropped_<reason>``), the
-rejected records with their reasons (the executor writes them to ``rejects/<step>.jsonl``), timing,
-and lazy set-up. Steps are picklable before and after :meth:`PipelineStep.setup`, so an executor
+The base class owns the rest: typed counters (:class:`~corpusmill.reports.StepStats`: ``total``,
+``kept``, ``dropped`` by reason), the rejected records with their reasons (streamed to the
+executor's reject writer, ``rejects/<step>.jsonl``), timing, and lazy set-up. A step that has more
+to say in the release card renders it itself (:meth:`PipelineStep.card_section`). Steps are
+picklable before and after :meth:`PipelineStep.setup`, so an executor
 can ship them to worker processes and run them on shards.
 """
 
 from __future__ import annotations
 
 import hashlib
+import sys
+import tempfile
 import time
 from abc import ABC, abstractmethod
-from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from corpusmill.io import sha256_file
+from corpusmill.reports import StepReport, StepStats
 from corpusmill.schema import Record
 
 
@@ -68,35 +74,8 @@ class Rejected:
         return out
 
 
-@dataclass
-class StepStats:
-    """Labelled counters of one step, mergeable across shards."""
-
-    counts: Counter[str] = field(default_factory=Counter)
-    seconds: float = 0.0
-
-    def merge(self, other: StepStats) -> None:
-        self.counts.update(other.counts)
-        self.seconds += other.seconds
-
-    @property
-    def dropped_by_reason(self) -> dict[str, int]:
-        return {
-            key.removeprefix("dropped_"): value
-            for key, value in sorted(self.counts.items())
-            if key.startswith("dropped_")
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"counts": dict(sorted(self.counts.items())), "seconds": round(self.seconds, 3)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> StepStats:
-        return cls(Counter(data["counts"]), data["seconds"])
-
-
 class NoParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
 class PipelineStep(ABC):  # noqa: B024 (abstract methods live on the step kinds below)
@@ -108,6 +87,8 @@ class PipelineStep(ABC):  # noqa: B024 (abstract methods live on the step kinds 
     Params: ClassVar[type[BaseModel]] = NoParams
     lazy_attributes: ClassVar[tuple[str, ...]] = ()
     """Attributes :meth:`setup` fills with heavy resources; they are not pickled."""
+    progress_metric: ClassVar[str | None] = None
+    """A metric the progress bar shows as a rate (back-translation: ``sentences_translated``)."""
     uses_model: ClassVar[bool] = False
     """Loads a model: distributed executors keep it in long-lived workers (and may give it a GPU)."""
 
@@ -116,8 +97,10 @@ class PipelineStep(ABC):  # noqa: B024 (abstract methods live on the step kinds 
         self.label = self.name
         self.stats = StepStats()
         self.rejects: list[Rejected] = []
+        self.reject_sink: Callable[[Rejected], None] | None = None
+        """Where rejects go as they happen (the executor's reject writer); kept in ``rejects`` without one."""
         self.report: dict[str, Any] = {}
-        """What a whole-dataset step wants in the release card and manifest (the split report)."""
+        """What a whole-dataset step reports in the manifest (the split report)."""
         self._ready = False
 
     def setup(self) -> None:  # noqa: B027 (optional hook)
@@ -133,7 +116,18 @@ class PipelineStep(ABC):  # noqa: B024 (abstract methods live on the step kinds 
         for attr in self.lazy_attributes:
             state.pop(attr, None)
         state["_ready"] = False
+        state["reject_sink"] = None  # the parent's writer stays in the parent
         return state
+
+    def spec(self) -> dict[str, Any]:
+        """What decides this step's output besides its input: a checkpoint is reused only while
+        this stays the same."""
+        return {"step": self.name, "label": self.label, "params": self.params.model_dump(mode="json")}
+
+    def card_section(self, report: StepReport) -> str:
+        """Markdown for the release card about this step's outcome (``report`` holds its merged
+        counters); empty when the step-table row says it all."""
+        return ""
 
     def reset(self) -> None:
         """Start fresh counters and an empty reject list (per shard)."""
@@ -141,17 +135,14 @@ class PipelineStep(ABC):  # noqa: B024 (abstract methods live on the step kinds 
         self.rejects = []
 
     def drop(self, record: Record | None, reason: str, **extra: Any) -> None:
-        """Count a rejection and keep the record with its reason."""
-        self.stats.counts["dropped"] += 1
-        self.stats.counts[f"dropped_{reason}"] += 1
-        self.rejects.append(
-            Rejected(
-                step=self.label,
-                reason=reason,
-                record=record.to_dict() if record is not None else None,
-                **extra,
-            )
-        )
+        """Count a rejection and hand the record with its reason to the reject writer."""
+        self.stats.dropped[reason] += 1
+        record_data = record.to_dict() if record is not None else None
+        rejected = Rejected(step=self.label, reason=reason, record=record_data, **extra)
+        if self.reject_sink is None:
+            self.rejects.append(rejected)
+        else:
+            self.reject_sink(rejected)
 
     def _timed(self, records: Iterator[Record]) -> Iterator[Record]:
         """Add the time spent inside this step (not its upstream) to its stats."""
@@ -188,14 +179,36 @@ class Filter(RecordStep):
 
     def _apply_all(self, records: Iterable[Record]) -> Iterator[Record]:
         for record in records:
-            self.stats.counts["total"] += 1
+            self.stats.total += 1
             verdict = self.keep(record)
             keep, reason = verdict if isinstance(verdict, tuple) else (verdict, self.name)
             if keep:
-                self.stats.counts["kept"] += 1
+                self.stats.kept += 1
                 yield record
             else:
                 self.drop(record, reason)
+
+
+class ScoreFilter(Filter):
+    """A filter that scores, then decides (NeMo-Curator's ``score_document`` / ``keep_document``).
+
+    Every score lands in ``meta[<step name>]`` whether the record is kept or not, so a rejected
+    record carries all of its scores and a threshold can be re-applied later without rescoring.
+    """
+
+    @abstractmethod
+    def score(self, record: Record) -> dict[str, float]:
+        """Every measurement the decision looks at."""
+
+    @abstractmethod
+    def decide(self, scores: dict[str, float]) -> str | None:
+        """The reason to drop a record with these scores, or ``None`` to keep it."""
+
+    def keep(self, record: Record) -> bool | tuple[bool, str]:
+        scores = self.score(record)
+        record.meta[self.name] = scores
+        reason = self.decide(scores)
+        return True if reason is None else (False, reason)
 
 
 class Mapper(RecordStep):
@@ -207,13 +220,13 @@ class Mapper(RecordStep):
 
     def _apply_all(self, records: Iterable[Record]) -> Iterator[Record]:
         for record in records:
-            self.stats.counts["total"] += 1
+            self.stats.total += 1
             try:
                 out = self.transform(record)
             except DropRecord as exc:
                 self.drop(record, exc.reason, detail=exc.detail)
                 continue
-            self.stats.counts["kept"] += 1
+            self.stats.kept += 1
             yield out
 
 
@@ -237,9 +250,9 @@ class DatasetStep(PipelineStep):
 
     def _decide_all(self, records: Iterable[Record]) -> Iterator[Record]:
         for record, reason in self.decide(records):
-            self.stats.counts["total"] += 1
+            self.stats.total += 1
             if reason is None:
-                self.stats.counts["kept"] += 1
+                self.stats.kept += 1
                 yield record
             else:
                 self.drop(record, reason)
@@ -248,7 +261,7 @@ class DatasetStep(PipelineStep):
 class SplitterParams(BaseModel):
     """What every splitter takes: named splits and their ratios."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     ratios: dict[str, float] = {"train": 0.8, "validation": 0.1, "test": 0.1}
 
@@ -265,8 +278,24 @@ class SplitterParams(BaseModel):
         return ratios
 
 
+@dataclass(slots=True)
+class SplitKey:
+    """What a splitter decides on for one record — never its text. A splitter holds one per
+    record while the records themselves wait on disk."""
+
+    id: str
+    label: str | list[str] | None
+    group: str
+
+
+SPOOL_BATCH = 10_000
+"""Records a splitter keys at once while spooling them."""
+
+
 class Splitter(PipelineStep):
-    """Assigns every record to a split; sees the whole dataset."""
+    """Assigns every record to a split; sees the whole dataset, in two passes: a key per record
+    (:meth:`key`) while the records are spooled to disk, then the records again, each with its
+    split. Memory grows with the keys, not with the records."""
 
     kind = "split"
     Params: ClassVar[type[BaseModel]] = SplitterParams
@@ -279,29 +308,65 @@ class Splitter(PipelineStep):
     def split_names(self) -> list[str]:
         return list(self.params.ratios)  # type: ignore[attr-defined]
 
+    def spec(self) -> dict[str, Any]:
+        return {**super().spec(), "seed": self.seed}
+
+    def key(self, record: Record) -> SplitKey:
+        """The record's id, label and group (labels interned: a million records share a few)."""
+        return SplitKey(record.id, interned_label(record.label), record.group_key)
+
     @abstractmethod
-    def assign(self, records: Sequence[Record]) -> Sequence[str | DropRecord]:
-        """The split name of each record, in order, or a :class:`DropRecord` to leave it out."""
+    def assign(self, keys: Sequence[SplitKey], records: Callable[[], Iterator[Record]]) -> Sequence[str | DropRecord]:
+        """The split name of each key's record, in order, or a :class:`DropRecord` to leave it out.
+
+        ``records()`` streams the records again, in the same order, for a splitter that must
+        read text (a leakage check); most never call it."""
+
+    def split_records(self, records: Iterable[Record]) -> list[str | DropRecord]:
+        """:meth:`assign` over records held in memory (small inputs, tests)."""
+        held = list(records)
+        return list(self.assign([self.key(record) for record in held], lambda: iter(held)))
 
     def run(self, records: Iterable[Record]) -> Iterator[Record]:
         self.ensure_setup()
-        return self._timed(self._assign_all(list(records)))
+        return self._timed(self._assign_all(records))
 
-    def _assign_all(self, records: Sequence[Record]) -> Iterator[Record]:
-        for record, split in zip(records, self.assign(records), strict=True):
-            self.stats.counts["total"] += 1
-            if isinstance(split, DropRecord):
-                self.drop(record, split.reason, detail=split.detail)
-                continue
-            self.stats.counts["kept"] += 1
-            self.stats.counts[f"split_{split}"] += 1
-            yield record.model_copy(update={"split": split})
+    def _assign_all(self, records: Iterable[Record]) -> Iterator[Record]:
+        with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
+            keys: list[SplitKey] = []
+            stream = iter(records)
+            while batch := list(islice(stream, SPOOL_BATCH)):
+                spool.writelines(record.to_json() + "\n" for record in batch)
+                keys.extend(self.key(record) for record in batch)
+            spool.flush()
+
+            def spooled() -> Iterator[Record]:
+                spool.seek(0)
+                return (Record.from_json(line) for line in spool)
+
+            splits = self.assign(keys, spooled)
+            del keys
+            for record, split in zip(spooled(), splits, strict=True):
+                self.stats.total += 1
+                if isinstance(split, DropRecord):
+                    self.drop(record, split.reason, detail=split.detail)
+                    continue
+                self.stats.kept += 1
+                self.stats.metrics[f"split.{split}"] += 1
+                record.split = split
+                yield record
+
+
+def interned_label(label: str | list[str] | None) -> str | list[str] | None:
+    if isinstance(label, str):
+        return sys.intern(label)
+    return [sys.intern(part) for part in label] if isinstance(label, list) else None
 
 
 class AugmenterParams(BaseModel):
     """What every augmenter takes: which splits to augment (train only unless forced)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     splits: list[str] = ["train"]
     force: bool = False
@@ -338,11 +403,32 @@ class Augmenter(RecordStep):
     def augment(self, record: Record) -> Iterable[Record]:
         """New records made from ``record`` (each with ``parent_id`` and ``augmentation`` set)."""
 
+    def spec(self) -> dict[str, Any]:
+        return {**super().spec(), "seed": self.seed}
+
     def eligible(self, record: Record) -> bool:
         return (record.split or "train") in self.params.splits  # type: ignore[attr-defined]
 
     def discard(self, reason: str) -> None:
-        self.stats.counts[f"discarded_{reason}"] += 1
+        self.stats.discarded[reason] += 1
+
+    def card_section(self, report: StepReport) -> str:
+        """How many records this augmenter added, what it discarded, and a warning when it was
+        forced onto validation or test."""
+        stats = report.stats
+        discarded = ", ".join(f"{reason}: {n}" for reason, n in sorted(stats.discarded.items())) or "none"
+        lines = [
+            f"## Augmentation: `{report.label}`",
+            f"Added {stats.added} records derived from {', '.join(self.params.splits)} records; "  # type: ignore[attr-defined]
+            f"variants discarded: {discarded}.",
+        ]
+        others = [s for s in self.params.splits if s != "train"]  # type: ignore[attr-defined]
+        if others:
+            lines.append(
+                f"**Warning:** `{report.label}` also augmented {', '.join(others)} records (forced); scores on "
+                "those splits are not comparable to an unaugmented release."
+            )
+        return "\n\n".join(lines)
 
     batch_records: ClassVar[int] = 1
     """Records handed to :meth:`augment_batch` at once (model-based augmenters batch across records)."""
@@ -354,7 +440,7 @@ class Augmenter(RecordStep):
             try:
                 out.append(list(self.augment(record)))
             except DropRecord as exc:
-                self.stats.counts[f"skipped_{exc.reason}"] += 1
+                self.stats.metrics[f"skipped.{exc.reason}"] += 1
                 out.append([])
         return out
 
@@ -371,11 +457,11 @@ class Augmenter(RecordStep):
         eligible = [i for i, r in enumerate(buffer) if self.eligible(r) and r.parent_id is None]
         derived = dict(zip(eligible, self.augment_batch([buffer[i] for i in eligible]), strict=True))
         for index, record in enumerate(buffer):
-            self.stats.counts["total"] += 1
-            self.stats.counts["kept"] += 1
+            self.stats.total += 1
+            self.stats.kept += 1
             yield record
             for child in derived.get(index, []):
-                self.stats.counts["added"] += 1
+                self.stats.added += 1
                 yield child
 
 
@@ -405,6 +491,19 @@ class Reader(PipelineStep):
         self.ensure_setup()
         return self._timed(self._count(self.read()))
 
+    def spec(self) -> dict[str, Any]:
+        params = self.params.model_dump(mode="json")
+        params.pop("path", None)  # this machine's resolved path: ``uri`` and the input digest stand for it
+        return {
+            "step": self.name,
+            "label": self.label,
+            "params": params,
+            "uri": self.uri,
+            "dataset": self.dataset,
+            "on_error": self.on_error,
+            "input": self.fingerprint(),
+        }
+
     def fingerprint(self) -> str:
         """A digest of everything this source reads, so a changed input reruns the build."""
         path = getattr(self.params, "path", None)
@@ -419,11 +518,11 @@ class Reader(PipelineStep):
 
     def _count(self, records: Iterator[Record]) -> Iterator[Record]:
         for record in records:
-            self.stats.counts["total"] += 1
-            self.stats.counts["kept"] += 1
+            self.stats.total += 1
+            self.stats.kept += 1
             yield record
 
     def skip_bad_input(self, where: str, reason: str, raw: str) -> None:
         """Count an unreadable line or row as rejected (only under ``on_error: skip``)."""
-        self.stats.counts["total"] += 1
+        self.stats.total += 1
         self.drop(None, reason, where=where, raw=raw.rstrip("\r\n")[:2000])

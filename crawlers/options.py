@@ -15,7 +15,7 @@ USER_AGENT = f"corpusmill/{__version__}"
 
 
 class CrawlOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     start_urls: list[str] = Field(min_length=1)
     sitemaps: list[str] = []

@@ -22,7 +22,9 @@ class CrawlSourceParams(CrawlOptions):
 
 @register("crawl")
 class CrawlSource(Reader):
-    """A release is a snapshot: the crawl runs when ``path`` does not exist yet (resuming from
+    """Crawls a site (Scrapy) into records when the build runs; a finished crawl is reused.
+
+    A release is a snapshot: the crawl runs when ``path`` does not exist yet (resuming from
     ``<path>.job/`` after a crash); delete the file to crawl again for a new version."""
 
     Params: ClassVar[type[BaseModel]] = CrawlSourceParams

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from corpusmill.registry import register
 from corpusmill.schema import Record
-from corpusmill.steps import DropRecord, Splitter
+from corpusmill.steps import DropRecord, SplitKey, Splitter
 
 
 def target_counts(total: int, ratios: dict[str, float]) -> dict[str, int]:
@@ -27,12 +27,12 @@ class RandomSplitter(Splitter):
     A group's position depends only on the seed and its key, so adding records moves few others.
     """
 
-    def assign(self, records: Sequence[Record]) -> Sequence[str | DropRecord]:
+    def assign(self, keys: Sequence[SplitKey], records: Callable[[], Iterator[Record]]) -> Sequence[str | DropRecord]:
         sizes: dict[str, int] = {}
-        for record in records:
-            sizes[record.group_key] = sizes.get(record.group_key, 0) + 1
+        for key in keys:
+            sizes[key.group] = sizes.get(key.group, 0) + 1
         ratios: dict[str, float] = self.params.ratios  # type: ignore[attr-defined]
-        targets = target_counts(len(records), ratios)
+        targets = target_counts(len(keys), ratios)
         filled = dict.fromkeys(ratios, 0)
         order = sorted(sizes, key=lambda key: hashlib.sha256(f"{self.seed}\0{key}".encode()).digest())
         split_of: dict[str, str] = {}
@@ -41,4 +41,4 @@ class RandomSplitter(Splitter):
             name = max(ratios, key=lambda n: (targets[n] - filled[n]) / max(targets[n], 1))
             split_of[key] = name
             filled[name] += sizes[key]
-        return [split_of[record.group_key] for record in records]
+        return [split_of[key.group] for key in keys]

@@ -5,19 +5,25 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from itertools import islice
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from corpusmill.minhash import MinHasher, ShingleSettings, near_duplicate_clusters, normalise
-from corpusmill.schema import Record
+from corpusmill.reports import markdown_table
+from corpusmill.steps import SplitKey
+
+SIGNATURE_BATCH = 10_000
+"""Texts hashed per numpy pass in the leakage check."""
 
 
 class LeakageSettings(BaseModel):
     """Exact and near-duplicate checks between train and the other splits."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     check: bool = True
     threshold: float = Field(default=0.8, gt=0, lt=1)
@@ -26,10 +32,10 @@ class LeakageSettings(BaseModel):
     fail_on_leakage: bool = False
 
 
-def _labels(record: Record) -> list[str]:
-    if record.label is None:
+def _labels(key: SplitKey) -> list[str]:
+    if key.label is None:
         return []
-    return record.label if isinstance(record.label, list) else [record.label]
+    return key.label if isinstance(key.label, list) else [key.label]
 
 
 def js_divergence(p: dict[str, float], q: dict[str, float]) -> float:
@@ -48,28 +54,42 @@ def _distribution(counts: Counter[str]) -> dict[str, float]:
     return {k: v / total for k, v in counts.items()} if total else {}
 
 
-def leakage(records: Sequence[Record], splits: Sequence[str], settings: LeakageSettings) -> dict[str, Any]:
-    """Validation/test records whose text (exactly, or nearly) is also in train."""
+def leakage(
+    keys: Sequence[SplitKey], splits: Sequence[str], bodies: Iterable[str], settings: LeakageSettings
+) -> dict[str, Any]:
+    """Validation/test records whose text (exactly, or nearly) is also in train.
+
+    ``bodies`` streams the records' texts in ``keys`` order: each is hashed and MinHashed in
+    batches, so only a digest and a signature per record are held, never the texts."""
     result: dict[str, Any] = {"checked": settings.check, "exact": 0, "near": 0, "total": 0, "pairs": []}
-    if not settings.check or not records:
+    if not settings.check or not keys:
         return result
-    keys = [hashlib.sha256(normalise(r.body, True, True).encode()).digest() for r in records]
-    train_by_key = {}
-    for record, split, key in zip(records, splits, keys, strict=True):
+    hasher = MinHasher(ShingleSettings(settings.shingle, settings.shingle_size))
+    digests: list[bytes] = []
+    signatures = np.empty((len(keys), hasher.num_perm), dtype=np.uint32)
+    stream = iter(bodies)
+    while batch := list(islice(stream, SIGNATURE_BATCH)):
+        digests.extend(hashlib.sha256(normalise(body, True, True).encode()).digest() for body in batch)
+        signatures[len(digests) - len(batch) : len(digests)] = hasher.signatures(batch)
+    if len(digests) != len(keys):
+        raise ValueError(f"{len(digests)} texts for {len(keys)} records")
+    train_by_digest: dict[bytes, str] = {}
+    for key, split, digest in zip(keys, splits, digests, strict=True):
         if split == "train":
-            train_by_key.setdefault(key, record.id)
+            train_by_digest.setdefault(digest, key.id)
     leaked: dict[int, dict[str, Any]] = {}
-    for index, (record, split, key) in enumerate(zip(records, splits, keys, strict=True)):
-        if split != "train" and key in train_by_key:
+    for index, (key, split, digest) in enumerate(zip(keys, splits, digests, strict=True)):
+        if split != "train" and digest in train_by_digest:
             leaked[index] = {
                 "kind": "exact",
-                "train_id": train_by_key[key],
-                "id": record.id,
+                "train_id": train_by_digest[digest],
+                "id": key.id,
                 "split": split,
                 "similarity": 1.0,
             }
-    hasher = MinHasher(ShingleSettings(settings.shingle, settings.shingle_size))
-    roots, _ = near_duplicate_clusters(hasher.signatures([r.body for r in records]), settings.threshold)
+    del digests, train_by_digest
+    roots, _ = near_duplicate_clusters(signatures, settings.threshold)
+    del signatures
     members: dict[int, list[int]] = defaultdict(list)
     for index, root in enumerate(roots):
         members[root].append(index)
@@ -81,8 +101,8 @@ def leakage(records: Sequence[Record], splits: Sequence[str], settings: LeakageS
             if splits[index] != "train" and index not in leaked:
                 leaked[index] = {
                     "kind": "near",
-                    "train_id": records[train[0]].id,
-                    "id": records[index].id,
+                    "train_id": keys[train[0]].id,
+                    "id": keys[index].id,
                     "split": splits[index],
                 }
     result["exact"] = sum(1 for v in leaked.values() if v["kind"] == "exact")
@@ -94,8 +114,9 @@ def leakage(records: Sequence[Record], splits: Sequence[str], settings: LeakageS
 
 
 def split_report(
-    records: Sequence[Record],
+    keys: Sequence[SplitKey],
     splits: Sequence[str],
+    bodies: Iterable[str],
     names: list[str],
     ratios: dict[str, float],
     rare: dict[str, int],
@@ -107,8 +128,8 @@ def split_report(
     split_counts = Counter(splits)
     per_class: dict[str, Counter[str]] = defaultdict(Counter)
     whole: Counter[str] = Counter()
-    for record, split in zip(records, splits, strict=True):
-        for label in _labels(record):
+    for key, split in zip(keys, splits, strict=True):
+        for label in _labels(key):
             per_class[label][split] += 1
             whole[label] += 1
     largest: dict[str, Any] = {"label": None, "split": None, "records": 0.0}
@@ -137,5 +158,50 @@ def split_report(
         "rare_classes": dict(sorted(rare.items())),
         "rare_policy": rare_policy,
         "previous": {"kept": kept_from_previous, "moved": moved_from_previous},
-        "leakage": leakage(records, splits, settings),
+        "leakage": leakage(keys, splits, bodies, settings),
     }
+
+
+def render_split_report(report: dict[str, Any]) -> str:
+    """The split report as a release-card section (markdown)."""
+    names = list(report["splits"])
+    parts = ["## Split report", ""]
+    deviation = report["largest_deviation"]
+    if deviation["label"] is not None:
+        parts += [
+            f"Largest deviation of a class from its target: {deviation['records']:+} records "
+            f"(`{deviation['label']}` in {deviation['split']}). Jensen–Shannon divergence of each split's "
+            "label distribution from the whole (0 = identical):",
+            "",
+            markdown_table(
+                ["split", "records", "JS divergence"],
+                [[s, report["splits"][s], report["js_divergence"][s]] for s in names],
+            ),
+            "",
+        ]
+    if report["rare_classes"]:
+        parts += [
+            f"Classes too small for every split (policy `{report['rare_policy']}`):",
+            "",
+            markdown_table(["label", "records"], sorted(report["rare_classes"].items())),
+            "",
+        ]
+    previous = report["previous"]
+    if previous["kept"]:
+        parts += [f"{previous['kept']} records came from the previous release; {previous['moved']} changed split.", ""]
+    leak = report["leakage"]
+    if leak["checked"]:
+        parts += [
+            f"Leakage check: {leak['exact']} validation/test records are exact duplicates of train records "
+            f"(after normalisation) and {leak['near']} are near-duplicates (MinHash).",
+            "",
+        ]
+        if leak["pairs"]:
+            parts += [
+                markdown_table(
+                    ["kind", "split", "record", "train record"],
+                    [[p["kind"], p["split"], p["id"], p["train_id"]] for p in leak["pairs"][:20]],
+                ),
+                "",
+            ]
+    return "\n".join(parts)

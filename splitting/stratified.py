@@ -25,7 +25,7 @@ import hashlib
 import json
 import math
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -33,9 +33,10 @@ from pydantic import BaseModel, Field, field_validator
 
 from corpusmill.errors import InputError
 from corpusmill.registry import register
+from corpusmill.reports import StepReport
 from corpusmill.schema import Record
-from corpusmill.steps import DropRecord, Splitter, SplitterParams
-from splitting.report import LeakageSettings, split_report
+from corpusmill.steps import DropRecord, SplitKey, Splitter, SplitterParams, interned_label
+from splitting.report import LeakageSettings, render_split_report, split_report
 
 NO_LABEL = "\0none"
 
@@ -133,10 +134,14 @@ def previous_splits(release_dir: Path) -> dict[str, str]:
 
 @register("stratified")
 class StratifiedSplitter(Splitter):
+    """Stratified, group-aware splits: every class within one record of its share."""
+
     Params: ClassVar[type[BaseModel]] = StratifiedParams
 
-    def _group_key(self, record: Record) -> str:
-        field = self.params.group_by  # type: ignore[attr-defined]
+    def key(self, record: Record) -> SplitKey:
+        """The record's group by ``group_by`` and its class by ``stratify_by``."""
+        params: StratifiedParams = self.params  # type: ignore[assignment]
+        field = params.group_by
         value: object = None
         if field == "group":
             value = record.group
@@ -146,60 +151,60 @@ class StratifiedSplitter(Splitter):
             value = record.parent_id
         elif field.startswith("meta."):
             value = record.meta.get(field[5:])
-        return f"{field}={value}" if value not in (None, "") else f"id={record.id}"
+        group = f"{field}={value}" if value not in (None, "") else f"id={record.id}"
+        if params.stratify_by == "label":
+            label = record.label
+        else:
+            stratum = record.meta.get(params.stratify_by.removeprefix("meta."))
+            label = None if stratum is None else str(stratum)
+        return SplitKey(record.id, interned_label(label), group)
 
-    def _with_strata(self, records: Sequence[Record]) -> Sequence[Record]:
-        """Records whose ``label`` is what to stratify by (a copy when that is a meta value)."""
-        field = self.params.stratify_by  # type: ignore[attr-defined]
-        if field == "label":
-            return records
-        key = field.removeprefix("meta.")
-        return [r.model_copy(update={"label": None if r.meta.get(key) is None else str(r.meta[key])}) for r in records]
+    def card_section(self, report: StepReport) -> str:
+        return render_split_report(report.report) if report.report else ""
 
-    def assign(self, records: Sequence[Record]) -> Sequence[str | DropRecord]:
+    def assign(self, keys: Sequence[SplitKey], records: Callable[[], Iterator[Record]]) -> Sequence[str | DropRecord]:
         params: StratifiedParams = self.params  # type: ignore[assignment]
         ratios = params.ratios
-        records = self._with_strata(records)
         groups: dict[str, list[int]] = defaultdict(list)
-        for index, record in enumerate(records):
-            groups[self._group_key(record)].append(index)
-        multi = any(isinstance(r.label, list) for r in records)
-        labelled = any(r.label is not None for r in records)
+        for index, key in enumerate(keys):
+            groups[key.group].append(index)
+        multi = any(isinstance(k.label, list) for k in keys)
+        labelled = any(k.label is not None for k in keys)
         stratify = params.stratify == "on" or (params.stratify == "auto" and labelled)
         old = previous_splits(params.previous) if params.previous else {}
 
         split_of: dict[str, str] = {}
         for key, members in groups.items():  # a group with any old record stays where it was
-            old_splits = [old[records[i].id] for i in members if records[i].id in old]
+            old_splits = [old[keys[i].id] for i in members if keys[i].id in old]
             if old_splits:
                 split_of[key] = Counter(old_splits).most_common(1)[0][0]
 
         rare: dict[str, int] = {}
         dropped: set[str] = set()
         if stratify and not multi:
-            rare, dropped = self._single_label(records, groups, split_of)
+            rare, dropped = self._single_label(keys, groups, split_of)
         elif stratify:
-            self._multi_label(records, groups, split_of)
+            self._multi_label(keys, groups, split_of)
         else:
             self._by_size(groups, split_of)
 
-        out: list[str | DropRecord] = []
-        for record in records:
-            key = self._group_key(record)
-            out.append(
-                DropRecord("rare_class", {"label": _dominant(record.label)}) if key in dropped else split_of[key]
-            )
-        kept = [(r, s) for r, s in zip(records, out, strict=True) if isinstance(s, str)]
+        out: list[str | DropRecord] = [
+            DropRecord("rare_class", {"label": _dominant(key.label)}) if key.group in dropped else split_of[key.group]
+            for key in keys
+        ]
+        kept = [(k, s) for k, s in zip(keys, out, strict=True) if isinstance(s, str)]
+        kept_bodies = (r.body for r, s in zip(records(), out, strict=True) if isinstance(s, str))
         self.report = split_report(
-            [r for r, _ in kept],
+            [k for k, _ in kept],
             [s for _, s in kept],
+            kept_bodies,
             list(ratios),
             ratios,
             rare,
             params.rare_classes,
             params.leakage,
-            moved_from_previous=sum(1 for r, s in kept if r.id in old and old[r.id] != s),
-            kept_from_previous=sum(1 for r, _ in kept if r.id in old),
+            moved_from_previous=sum(1 for k, s in kept if k.id in old and old[k.id] != s),
+            kept_from_previous=sum(1 for k, _ in kept if k.id in old),
         )
         if params.leakage.fail_on_leakage and self.report["leakage"]["total"]:
             raise InputError(
@@ -213,11 +218,11 @@ class StratifiedSplitter(Splitter):
     # -- strategies ----------------------------------------------------------------------------
 
     def _single_label(
-        self, records: Sequence[Record], groups: dict[str, list[int]], split_of: dict[str, str]
+        self, keys: Sequence[SplitKey], groups: dict[str, list[int]], split_of: dict[str, str]
     ) -> tuple[dict[str, int], set[str]]:
         params: StratifiedParams = self.params  # type: ignore[assignment]
         ratios = params.ratios
-        group_label = {key: _dominant_of(records, members) for key, members in groups.items()}
+        group_label = {key: _dominant_of(keys, members) for key, members in groups.items()}
         class_sizes: Counter[str] = Counter()
         class_groups: Counter[str] = Counter()
         for key, members in groups.items():
@@ -277,7 +282,7 @@ class StratifiedSplitter(Splitter):
             split_of[key] = split
             filled[split] += size
 
-    def _multi_label(self, records: Sequence[Record], groups: dict[str, list[int]], split_of: dict[str, str]) -> None:
+    def _multi_label(self, keys: Sequence[SplitKey], groups: dict[str, list[int]], split_of: dict[str, str]) -> None:
         """Iterative stratification: the rarest label first; each of its groups goes where that
         label is most wanted, then where most records are wanted, then by seeded hash."""
         ratios: dict[str, float] = self.params.ratios  # type: ignore[attr-defined]
@@ -286,13 +291,13 @@ class StratifiedSplitter(Splitter):
         for key, members in groups.items():
             counts: Counter[str] = Counter()
             for i in members:
-                label = records[i].label
+                label = keys[i].label
                 counts.update(label if isinstance(label, list) else ([label] if label is not None else []))
             group_labels[key] = counts
         label_totals: Counter[str] = Counter()
         for counts in group_labels.values():
             label_totals.update(counts)
-        total = len(records)
+        total = len(keys)
         wanted_label = {s: {label: n * ratios[s] for label, n in label_totals.items()} for s in splits}
         wanted = {s: total * ratios[s] for s in splits}
         for key, split in split_of.items():
@@ -341,7 +346,7 @@ def _dominant(label: str | list[str] | None) -> str:
     return label if isinstance(label, str) else (sorted(label)[0] if label else NO_LABEL)
 
 
-def _dominant_of(records: Sequence[Record], members: list[int]) -> str:
+def _dominant_of(keys: Sequence[SplitKey], members: list[int]) -> str:
     """A group's most frequent label (ties: alphabetical), by which it is stratified."""
-    counts = Counter(_dominant(records[i].label) for i in members)
+    counts = Counter(_dominant(keys[i].label) for i in members)
     return min(counts, key=lambda label: (-counts[label], label))

@@ -100,8 +100,8 @@ def test_sampling_gives_n_distinct_variants_and_reports_shortfall(tiny_marian, t
     bt = step(tiny_marian, tmp_path, decoding="sample", temperature=1.5, n=3)
     out = list(bt.run([rec(i, t) for i, t in enumerate(SENTENCES[:4])]))
     derived = [r for r in out if r.parent_id]
-    discarded = sum(v for k, v in bt.stats.counts.items() if k.startswith("discarded_"))
-    assert len(derived) + bt.stats.counts["variants_shortfall"] + discarded == 12
+    discarded = sum(bt.stats.discarded.values())
+    assert len(derived) + bt.stats.metrics["variants_shortfall"] + discarded == 12
     for parent in {r.parent_id for r in derived}:
         texts = [r.text for r in derived if r.parent_id == parent]
         assert len(texts) == len(set(texts))
@@ -129,11 +129,11 @@ def test_cache_makes_a_rerun_translate_nothing(tiny_marian, tmp_path):
     records = [rec(i, t) for i, t in enumerate(SENTENCES)]
     first = step(tiny_marian, tmp_path)
     a = [r.text for r in first.run(records)]
-    assert first.stats.counts["sentences_translated"] > 0
+    assert first.stats.metrics["sentences_translated"] > 0
     second = step(tiny_marian, tmp_path)
     b = [r.text for r in second.run(records)]
     assert a == b
-    assert second.stats.counts["sentences_translated"] == 0
+    assert second.stats.metrics["sentences_translated"] == 0
     assert second.cache.hits > 0 and second.cache.misses == 0
 
 
@@ -183,10 +183,10 @@ def test_long_texts_are_split_into_sentences_and_reassembled(tiny_marian, tmp_pa
     assert len(parts) > 1 and " ".join(parts) == clauses  # cut at its commas, nothing lost
     assert all(forward.backend.token_length(p) <= forward.backend.max_source_tokens - 2 for p in parts)
     assert long_step._pieces(no_breaks, forward) is None
-    counts = long_step.stats.counts
-    assert counts["skipped_sentence_too_long"] == 1  # r3 cannot be cut: skipped, never truncated
+    stats = long_step.stats
+    assert stats.metrics["skipped.sentence_too_long"] == 1  # r3 cannot be cut: skipped, never truncated
     assert not any(r.parent_id == "r3" for r in out)
-    discarded = sum(v for k, v in counts.items() if k.startswith("discarded_"))
+    discarded = sum(stats.discarded.values())
     assert sum(r.parent_id == "r2" for r in out) + discarded == 1  # r2 was translated in parts
 
 
@@ -299,7 +299,9 @@ def test_augmenting_validation_needs_force_and_the_card_flags_it(tiny_marian, tm
     )
     forced_release = LocalExecutor(load_config(forced), workers=1).build().release_dir
     assert verify_release(forced_release)["splits"]["validation"]["augmented"] > 0
-    assert "**Warning:** backtranslate also augmented validation/test" in (forced_release / "README.md").read_text()
+    assert (
+        "**Warning:** `augment.backtranslate` also augmented validation" in (forced_release / "README.md").read_text()
+    )
 
 
 def test_augment_through_the_command_line(tiny_marian, tmp_path):

@@ -80,7 +80,7 @@ def test_every_input_record_is_released_or_rejected_with_a_reason(banking_releas
     assert all(r["reason"] for r in rejected)
     ids = [r["id"] for r in released] + [r["record"]["id"] for r in rejected]
     assert len(ids) == len(set(ids)) == 10_003
-    assert {r["step"] for r in rejected} == {"length", "exact_dedup"}
+    assert {r["step"] for r in rejected} == {"clean.length", "clean.exact_dedup"}
     assert len(released) == accounting["released_records"]
     assert {r["split"] for r in released} == {"train", "validation", "test"}
     counts = {s: i["records"] for s, i in manifest["splits"].items()}
@@ -267,8 +267,8 @@ def test_on_error_skip_rejects_bad_lines_and_still_balances(tmp_path, make_confi
     release = build(config).release_dir
     manifest = verify_release(release)
     assert manifest["accounting"]["input_records"] == 10
-    assert manifest["accounting"]["rejected"] == {"ingest.in": {"malformed_json": 1, "not_an_object": 1}}
-    rejects = [json.loads(x) for x in (release / "rejects" / "ingest.in.jsonl").read_text().splitlines()]
+    assert manifest["accounting"]["rejected"] == {"read.in": {"malformed_json": 1, "not_an_object": 1}}
+    rejects = [json.loads(x) for x in (release / "rejects" / "read.in.jsonl").read_text().splitlines()]
     assert [r["where"].rsplit(":", 1)[1] for r in rejects] == ["4", "8"]
     assert rejects[0]["raw"] == "{not json"
 
@@ -278,3 +278,60 @@ def test_config_error_exits_2_with_one_line(tmp_path, make_config):
     result = runner.invoke(app, ["build", str(config)])
     assert result.exit_code == 2
     assert result.output.strip() == f"error: {config}: split.ratios: must sum to 1 (got 0.5)"
+
+
+def test_a_build_written_as_one_list_of_steps_runs_and_matches_the_sections_form(shared_data, tmp_path):
+    """A reader, two filters, a splitter and the writer, in one ``steps:`` list: the same release
+    bytes as the sections form, and errors told at the list entry the user wrote."""
+    import yaml
+
+    steps = {
+        "seed": 7,
+        "steps": [
+            {"read": "csv", **{k: v for k, v in banking_sources(shared_data)[0].items() if k != "type"}},
+            {"clean": "length", "min_words": 3},
+            {"clean": "exact_dedup"},
+            {"split": "stratified", "ratios": {"train": 0.8, "validation": 0.1, "test": 0.1}},
+            {"write": "release", "name": "listed", "version": "1.0.0"},
+        ],
+    }
+    sections = {
+        "seed": 7,
+        "sources": banking_sources(shared_data),
+        "clean": [{"step": "length", "min_words": 3}, {"step": "exact_dedup"}],
+        "split": {"ratios": {"train": 0.8, "validation": 0.1, "test": 0.1}},
+        "release": {"name": "listed", "version": "1.0.0"},
+    }
+    releases = {}
+    for name, config in (("steps", steps), ("sections", sections)):
+        (tmp_path / name).mkdir()
+        path = tmp_path / name / "build.yaml"
+        path.write_text(yaml.safe_dump(config), encoding="utf-8")
+        result = build(path, workers=1)
+        releases[name] = result.release_dir
+        assert [segment.name for segment in result.segments] == [
+            "00.read.banking77",
+            "01.clean.exact_dedup",
+            "02.split.stratified",
+        ]
+    assert data_files(releases["steps"]) == data_files(releases["sections"])
+    manifest = verify_release(releases["steps"])
+    assert set(manifest["accounting"]["rejected"]) == {"clean.length", "clean.exact_dedup"}
+
+    from corpusmill.errors import ConfigError
+
+    for broken, message in (
+        (
+            {**steps, "steps": [steps["steps"][0], {"clean": "length", "min_word": 3}, steps["steps"][-1]]},
+            "steps[1].min_word: unknown key",
+        ),
+        ({**steps, "steps": steps["steps"][:4]}, "steps: end with a 'write: release' step"),
+        ({**steps, "steps": [steps["steps"][3], steps["steps"][0]]}, "steps[1]: a read step after a split step"),
+        ({**steps, "steps": [{"clean": "length", "read": "csv"}]}, "steps[0]: name the step with exactly one of"),
+        ({**steps, "clean": []}, "clean: give either a steps list or sections"),
+    ):
+        path = tmp_path / "broken.yaml"
+        path.write_text(yaml.safe_dump(broken), encoding="utf-8")
+        with pytest.raises(ConfigError) as info:
+            load_config(path)
+        assert message in str(info.value)

@@ -182,12 +182,12 @@ def test_pii_false_positive_traps_are_left_alone(text):
 def test_pii_is_counted_per_type_across_a_run():
     step = RedactPII()
     list(step.run([rec(i, t) for i, (t, _, _) in enumerate(PII_CASES)] + [rec(9, t) for t in TRAPS[:1]]))
-    assert {k: v for k, v in step.stats.counts.items() if k.startswith("redacted_")} == {
-        "redacted_email": 1,
-        "redacted_phone": 2,
-        "redacted_credit_card": 1,
-        "redacted_iban": 1,
-        "redacted_ip": 2,
+    assert step.stats.metrics == {
+        "redacted.email": 1,
+        "redacted.phone": 2,
+        "redacted.credit_card": 1,
+        "redacted.iban": 1,
+        "redacted.ip": 2,
     }
 
 
@@ -286,8 +286,12 @@ def test_language_filter_on_real_parallel_text(shared_data):
     kept = list(step.run([rec(i, t) for i, t in enumerate(english + german)]))
     kept_english = sum(1 for r in kept if int(r.id[1:]) < 100)
     assert kept_english >= 90 and len(kept) - kept_english <= 5
-    assert step.stats.counts["dropped_wrong_language"] >= 90
+    assert step.stats.dropped["wrong_language"] >= 90
     assert all("lang_score" in r.meta for r in kept)
+
+
+def step_scores(text: str) -> dict[str, float]:
+    return GopherQuality().score(rec(0, text))
 
 
 def test_gopher_keeps_real_prose_and_drops_junk(shared_data):
@@ -304,8 +308,21 @@ def test_gopher_keeps_real_prose_and_drops_junk(shared_data):
     assert len(kept) >= 0.8 * len(docs)
     assert "mean_word_length" in kept[0].meta["gopher"]
     for reason, text in junk.items():
-        verdict = GopherQuality().keep(rec(0, text))
+        record = rec(0, text)
+        verdict = GopherQuality().keep(record)
         assert verdict == (False, reason), (reason, verdict)
+        # Every score is there even for a record dropped by the first rule, and the decision
+        # can be made again from them: with that rule switched off, the next broken one (or none).
+        assert set(record.meta["gopher"]) >= {
+            "words",
+            "stop_words",
+            "duplicate_lines_ratio",
+            "duplicate_5gram_chars_ratio",
+        }
+        looser = GopherQuality(min_words=None, max_symbol_word_ratio=None, max_duplicate_lines_ratio=None)
+        fresh = looser.keep(rec(0, text))
+        assert looser.decide(record.meta["gopher"]) == (None if fresh is True else fresh[1]), reason
+    assert GopherQuality(min_words=None).decide({**step_scores(junk["gopher_too_few_words"])}) != "gopher_too_few_words"
 
 
 def test_chat_records_are_cleaned_turn_by_turn():

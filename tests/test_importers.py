@@ -166,7 +166,7 @@ def test_warc_html_goes_through_the_crawlers_extraction(shared_data, tmp_path):
     reader = ImportSource(dataset="warc", path=path)
     records = list(reader.run())
     assert reader.format == "warc"
-    assert reader.stats.dropped_by_reason == {"non_html": 1}
+    assert reader.stats.dropped == {"non_html": 1}
     for url, file in pages.items():
         expected = extract_from_bytes(file.read_bytes(), "utf-8", url)
         text = [r for r in records if r.source.uri == url and r.text is not None]

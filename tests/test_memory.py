@@ -4,10 +4,13 @@ depend on the machine): importers stream."""
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 
 from cli import cli_command
+
+SOURCE = {"kind": "import", "uri": "generated", "dataset": "memory"}
 
 PEAK_RSS = (
     "import resource, subprocess, sys\n"
@@ -89,3 +92,67 @@ def test_near_dedup_keeps_signatures_not_records_in_memory():
     assert large < 1.1 * small, (small, large)
     # The same measurement sees a consumer that does hold them, so the bound above can fail.
     assert near_dedup_peak_kb(8000, hold=True) > 1.15 * small
+
+
+def test_rejects_stream_to_disk_a_dedup_of_all_duplicates_peaks_like_one_of_all_unique(tmp_path):
+    """60,000 records of ~500 characters through ``exact_dedup``: all distinct, or all one text.
+    Holding the 59,999 rejects until the step ends would add well over 100 MB."""
+    filler = " ".join(f"word{i}" for i in range(80))
+    peaks = {}
+    for kind in ("unique", "duplicates"):
+        source = tmp_path / f"{kind}.jsonl"
+        with source.open("w", encoding="utf-8") as out:
+            for index in range(60_000):
+                text = f"{filler} {index if kind == 'unique' else 0}"
+                out.write(json.dumps({"id": f"r{index}", "text": text, "source": SOURCE}) + "\n")
+        (tmp_path / "clean.yaml").write_text("clean:\n  - step: exact_dedup\n", encoding="utf-8")
+        out_path = tmp_path / f"{kind}.out.jsonl"
+        command = cli_command("clean", str(source), "--out", str(out_path), "--config", str(tmp_path / "clean.yaml"))
+        peaks[kind] = peak_rss_kb(*command, "--workers", "1")
+        rejects = tmp_path / f"{kind}.out.rejects" / "clean.exact_dedup.jsonl"
+        written = sum(1 for _ in rejects.open(encoding="utf-8")) if rejects.exists() else 0
+        assert written == (0 if kind == "unique" else 59_999)
+    assert peaks["duplicates"] < 1.2 * peaks["unique"], peaks
+
+
+SPLIT_RUN = """
+import resource, sys
+import numpy as np
+from corpusmill.schema import Record
+from splitting import StratifiedSplitter
+
+count, hold = int(sys.argv[1]), sys.argv[2] == "hold"
+rng = np.random.default_rng(0)
+vocabulary = np.array([f"{i:08d}" for i in range(5000)])
+source = {"kind": "import", "uri": "generated", "dataset": "memory"}
+
+def records():  # ~2 KB each, generated one at a time
+    for index in range(count):
+        text = " ".join(vocabulary[rng.integers(0, 5000, 220)].tolist())
+        yield Record(id=f"r{index}", source=source, text=text, label=f"class{index % 20}")
+
+splitter = StratifiedSplitter(seed=1, leakage={"check": False})
+held = []
+splits = {}
+for record in splitter.run(records()):
+    splits[record.split] = splits.get(record.split, 0) + 1
+    if hold:
+        held.append(record)
+assert splits == {"train": count * 8 // 10, "validation": count // 10, "test": count // 10}, splits
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def split_peak_kb(count: int, hold: bool = False) -> int:
+    command = [sys.executable, "-c", SPLIT_RUN, str(count), "hold" if hold else "stream"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return int(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_split_holds_a_key_per_record_not_the_records():
+    """20,000 → 80,000 records of ~2 KB: the splitter keeps (id, label, group) per record and
+    spools the records; holding them would add hundreds of MB."""
+    small, large = split_peak_kb(20_000), split_peak_kb(80_000)
+    assert large < 1.3 * small, (small, large)
+    assert split_peak_kb(80_000, hold=True) > 1.6 * small  # the probe sees records that are held

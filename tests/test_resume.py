@@ -44,24 +44,24 @@ def test_sigkill_mid_stage_then_rerun_gives_the_same_release(shared_data, tmp_pa
     assert uninterrupted.returncode == 0, output
 
     process = run_build(configs[killed_dir])
-    partial = killed_dir / ".corpusmill" / "work" / "test-1.0.0" / ".clean.partial" / "records.jsonl"
+    partial = killed_dir / ".corpusmill" / "work" / "test-1.0.0" / ".01.clean.exact_dedup.partial" / "records.jsonl"
     deadline = time.monotonic() + 120
     while not (partial.exists() and partial.stat().st_size > 0):
         assert process.poll() is None, process.communicate()[0]
-        assert time.monotonic() < deadline, "the build never reached the clean stage"
+        assert time.monotonic() < deadline, "the build never reached the clean steps"
         time.sleep(0.02)
     os.killpg(process.pid, signal.SIGKILL)  # the build and its worker processes, no cleanup
     process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL
     release = killed_dir / "releases" / "test" / "1.0.0"
     assert not release.exists()
-    assert (killed_dir / ".corpusmill" / "work" / "test-1.0.0" / "ingest" / "_DONE.json").exists()
+    assert (killed_dir / ".corpusmill" / "work" / "test-1.0.0" / "00.read.banking77" / "_DONE.json").exists()
 
     rerun = run_build(configs[killed_dir])
     output = rerun.communicate(timeout=300)[0]
     assert rerun.returncode == 0, output
-    assert "Resumed from checkpoints: ingest" in output
+    assert "Resumed from checkpoints: 00.read.banking77\n" in output
     manifest = json.loads((release / "manifest.json").read_text())
-    assert [stage["resumed"] for stage in manifest["stages"]] == [True, False, False, False]
+    assert [segment["resumed"] for segment in manifest["segments"]] == [True, False, False]
     assert data_files(release) == data_files(clean_dir / "releases" / "test" / "1.0.0")
     assert manifest["accounting"]["balanced"]

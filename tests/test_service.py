@@ -119,10 +119,17 @@ def test_auth_build_download_and_path_traversal(workspace):
         job = service.post("/jobs", {"kind": "build", "config": build_config(0)}).json()
         done = service.wait(job["id"])
         assert done["state"] == "succeeded", service.get(f"/jobs/{job['id']}/log").text
-        assert done["progress"]["stages_done"] == ["ingest", "clean", "split", "augment"]
+        segments = ["00.read.questions", "01.clean.exact_dedup", "02.split.stratified"]
+        assert done["progress"]["segments_done"] == segments
+        assert done["progress"]["records_out"]["00.read.questions"] == 10_003
+        # The executor answers for its own work dir, wherever a config puts it.
+        elsewhere = {**build_config(0), "release": {"name": "svc", "version": "2"}, "work_dir": "scratch/w2"}
+        moved = service.wait(service.post("/jobs", {"kind": "build", "config": elsewhere}).json()["id"])
+        assert moved["state"] == "succeeded" and moved["progress"]["segments_done"] == segments
+        assert (workspace / "scratch" / "w2" / "02.split.stratified" / "_DONE.json").exists()
         release = service.get("/releases/svc/1").json()
         listed = service.get("/releases").json()
-        assert [(r["name"], r["version"]) for r in listed] == [("svc", "1")]
+        assert [(r["name"], r["version"]) for r in listed] == [("svc", "1"), ("svc", "2")]
         assert listed[0]["splits"] == {s: info["records"] for s, info in release["manifest"]["splits"].items()}
         assert httpx.delete(f"{service.url}/jobs/{job['id']}", headers=AUTH).status_code == 409  # finished
         assert httpx.delete(f"{service.url}/jobs/no-such-job", headers=AUTH).status_code == 404
@@ -179,7 +186,7 @@ def test_killed_service_resumes_the_job_and_ends_with_the_same_release(workspace
     deadline = time.monotonic() + 120
     while (
         service.get(f"/jobs/{job['id']}").json()["state"] != "running"
-        or not (workspace / ".corpusmill" / "work" / "svc-1" / "ingest" / "_DONE.json").exists()
+        or not (workspace / ".corpusmill" / "work" / "svc-1" / "00.read.questions" / "_DONE.json").exists()
     ):
         assert time.monotonic() < deadline
         time.sleep(0.05)
@@ -189,8 +196,8 @@ def test_killed_service_resumes_the_job_and_ends_with_the_same_release(workspace
     try:
         done = service.wait(job["id"])
         assert done["state"] == "succeeded" and done["attempts"] == 2
-        # the restarted job took the stages finished before the kill from their checkpoints
-        assert "ingest" in done["result"]["resumed"]
+        # the restarted job took the segments finished before the kill from their checkpoints
+        assert "00.read.questions" in done["result"]["resumed"]
     finally:
         service.stop()
     ours = workspace / "releases" / "svc" / "1"

@@ -18,15 +18,13 @@ def test_filter_counts_kept_and_dropped_by_reason_and_keeps_rejects():
     step = LengthFilter(min_chars=5, max_words=3)
     out = list(step.run([rec(1, "hi"), rec(2, "hello there"), rec(3, "one two three four")]))
     assert [r.id for r in out] == ["r2"]
-    assert step.stats.counts == {
-        "total": 3,
-        "kept": 1,
-        "dropped": 2,
-        "dropped_too_few_chars": 1,
-        "dropped_too_many_words": 1,
-    }
+    assert (step.stats.total, step.stats.kept, step.stats.dropped_total) == (3, 1, 2)
+    assert step.stats.dropped == {"too_few_chars": 1, "too_many_words": 1}
     assert [(r.reason, r.record["id"]) for r in step.rejects] == [("too_few_chars", "r1"), ("too_many_words", "r3")]
-    assert out[0].meta == {"chars": 11, "words": 2}
+    assert out[0].meta == {"length": {"chars": 11, "words": 2}}
+    # Scored, then decided: a rejected record carries every score, not just the one that failed.
+    assert step.rejects[0].record["meta"] == {"length": {"chars": 2, "words": 1}}
+    assert step.rejects[1].record["meta"] == {"length": {"chars": 18, "words": 4}}
 
 
 def test_mapper_normalises_text_and_chat_turns_and_rejects_empty_ones():
@@ -44,7 +42,7 @@ def test_dataset_step_sees_everything_and_names_the_original():
     out = list(step.run([rec(1, "Where is my parcel?"), rec(2, "where is my PARCEL"), rec(3, "Other")]))
     assert [r.id for r in out] == ["r1", "r3"]
     assert step.rejects[0].record["meta"]["duplicate_of"] == "r1"
-    assert step.stats.counts["dropped_exact_duplicate"] == 1
+    assert step.stats.dropped["exact_duplicate"] == 1
 
 
 def test_steps_pickle_and_give_the_same_result_after_unpickling():
@@ -59,9 +57,9 @@ def test_steps_pickle_and_give_the_same_result_after_unpickling():
 
 def test_random_split_hits_exact_counts_keeps_groups_together_and_is_seeded():
     records = [rec(i, f"t{i}", group=f"g{i // 3}") for i in range(300)]
-    first = RandomSplitter(seed=1).assign(records)
-    assert first == RandomSplitter(seed=1).assign(records)
-    assert first != RandomSplitter(seed=2).assign(records)
+    first = RandomSplitter(seed=1).split_records(records)
+    assert first == RandomSplitter(seed=1).split_records(records)
+    assert first != RandomSplitter(seed=2).split_records(records)
     assert {s: first.count(s) for s in set(first)} == {"train": 240, "validation": 30, "test": 30}
     by_group = {}
     for record, split in zip(records, first, strict=True):

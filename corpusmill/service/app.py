@@ -28,8 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from corpusmill import __version__
-from corpusmill.config import MAX_NESTING, SAFE_NAME, parse_config
+from corpusmill.config import MAX_NESTING, SAFE_NAME, BuildConfig, parse_config
 from corpusmill.errors import ConfigError
+from corpusmill.executor import LocalExecutor
 from corpusmill.registry import get_step
 from corpusmill.schema import dotted_path
 from corpusmill.service.jobs import JobStore, Supervisor
@@ -39,7 +40,6 @@ from crawlers.options import CrawlOptions
 
 MAX_BODY = 1_000_000
 TOKEN_COOKIE = "corpusmill_token"
-STAGES = ("ingest", "clean", "split", "augment")
 
 
 class JobRequest(BaseModel):
@@ -261,14 +261,9 @@ def create_app(
             for key in ("id", "kind", "state", "created_at", "started_at", "finished_at", "error", "result", "attempts")
         }
         if job["kind"] == "build":
-            release_spec = job["config"]["release"]
-            work = workspace / ".corpusmill" / "work" / f"{release_spec['name']}-{release_spec['version']}"
-            stages = {}
-            for stage in STAGES:
-                marker = work / stage / "_DONE.json"
-                if marker.exists():
-                    stages[stage] = json.loads(marker.read_text(encoding="utf-8"))["records_out"]
-            view["progress"] = {"stages_done": list(stages), "records_out": stages}
+            config = BuildConfig.model_validate(job["config"])  # validated at submission
+            config.base_dir = workspace
+            view["progress"] = LocalExecutor.progress_of(config.resolved_work_dir)
         return view
 
     def validate(kind: str, config: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from corpusmill.config import load_config
 
 def run_build(config: dict[str, Any], workspace: Path, job_dir: Path) -> dict[str, Any]:
     """The config is written as a YAML file in the workspace, so relative paths resolve there and
-    stage checkpoints (keyed by release name and version) survive a service restart. Its paths
+    checkpoints (keyed by release name and version) survive a service restart. Its paths
     are confined to the workspace again here, as at submission (a symlink may have appeared)."""
     from corpusmill.executor import LocalExecutor
 
@@ -23,7 +23,7 @@ def run_build(config: dict[str, Any], workspace: Path, job_dir: Path) -> dict[st
     return {
         "release": f"{config['release']['name']}/{config['release']['version']}",
         "up_to_date": result.up_to_date,
-        "resumed": [stage.name for stage in result.stages if stage.resumed],
+        "resumed": [segment.name for segment in result.segments if segment.resumed],
     }
 
 

@@ -37,14 +37,20 @@ class ChatReader(RowReader):
 
 @register("openai")
 class OpenAIChatReader(ChatReader):
+    """OpenAI chat fine-tuning JSONL (``messages`` with roles) as chat records."""
+
     chat_format = "openai"
 
 
 @register("sharegpt")
 class ShareGPTReader(ChatReader):
+    """ShareGPT conversations (``from`` / ``value`` turns) as chat records."""
+
     chat_format = "sharegpt"
 
 
 @register("alpaca")
 class AlpacaReader(ChatReader):
+    """Alpaca instruction / input / output rows as chat records."""
+
     chat_format = "alpaca"

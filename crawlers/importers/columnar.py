@@ -47,6 +47,8 @@ class ColumnarReader(RowReader):
 
 @register("parquet")
 class ParquetReader(ColumnarReader):
+    """Parquet rows as records, read in row-group batches."""
+
     def rows(self) -> Iterator[tuple[str, dict[str, Any] | BadRow]]:
         import pyarrow as pa
         import pyarrow.parquet as pq

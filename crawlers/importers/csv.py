@@ -25,6 +25,8 @@ class CsvMapping(FieldMapping):
 
 @register("csv")
 class CsvReader(RowReader):
+    """CSV rows as records, with text, label, id and group columns mapped by name."""
+
     Params: ClassVar[type[BaseModel]] = CsvMapping
 
     def rows(self) -> Iterator[tuple[str, dict[str, Any] | BadRow]]:
@@ -70,4 +72,6 @@ class TsvMapping(FieldMapping):
 
 @register("tsv")
 class TsvReader(CsvReader):
+    """Tab-separated rows as records (the CSV reader with a tab delimiter)."""
+
     Params: ClassVar[type[BaseModel]] = TsvMapping

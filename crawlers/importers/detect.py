@@ -116,4 +116,5 @@ class ImportSource(Reader):
 
     def read(self) -> Iterator[Record]:
         self.inner.label = self.label
+        self.inner.reject_sink = self.reject_sink
         return self.inner.read()

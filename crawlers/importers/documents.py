@@ -24,7 +24,7 @@ HTML_SUFFIXES = (".html", ".htm")
 
 
 class PathParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     path: Path
 
@@ -68,13 +68,13 @@ class WarcReader(Reader):
                     if entry.rec_type == "response" and entry.http_headers is not None:
                         content_type = entry.http_headers.get_header("Content-Type") or ""
                         if "html" not in content_type.lower():
-                            self.stats.counts["total"] += 1
+                            self.stats.total += 1
                             self.drop(None, "non_html", where=where, raw=url)
                             continue
                         page = extract_from_bytes(payload, _charset(content_type), url)
                         records = page_records(page, url, self.dataset, "import", fetched_at)
                         if not records:
-                            self.stats.counts["total"] += 1
+                            self.stats.total += 1
                             self.drop(None, "extraction_empty", where=where, raw=url)
                         for record in records:
                             produced += 1
@@ -82,7 +82,7 @@ class WarcReader(Reader):
                     elif entry.rec_type == "conversion":
                         text = payload.decode("utf-8", "replace").strip()
                         if not text:
-                            self.stats.counts["total"] += 1
+                            self.stats.total += 1
                             self.drop(None, "extraction_empty", where=where, raw=url)
                             continue
                         produced += 1
@@ -94,7 +94,7 @@ class WarcReader(Reader):
                         )
             except ArchiveLoadFailed as exc:
                 raise InputError(str(path), f"not a WARC/WET file: {exc}") from None
-        if produced == 0 and not self.stats.counts["dropped"]:
+        if produced == 0 and not self.stats.dropped:
             raise InputError(str(path), "empty input: no HTML responses or text conversions")
 
 
@@ -117,7 +117,7 @@ class DirectoryReader(Reader):
             if file.suffix.lower() in HTML_SUFFIXES:
                 records = page_records(extract_from_bytes(body, None, relative), relative, self.dataset, "import")
                 if not records:
-                    self.stats.counts["total"] += 1
+                    self.stats.total += 1
                     self.drop(None, "extraction_empty", where=str(file), raw=relative)
                 yield from records
                 continue
@@ -126,7 +126,7 @@ class DirectoryReader(Reader):
             except UnicodeDecodeError:
                 text = body.decode(guess_encoding(body) or "cp1252", "replace")
             if not text.strip():
-                self.stats.counts["total"] += 1
+                self.stats.total += 1
                 self.drop(None, "empty_file", where=str(file), raw=relative)
                 continue
             title = next((line.lstrip("# ").strip() for line in text.splitlines() if line.strip()), "")

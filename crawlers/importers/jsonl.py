@@ -48,6 +48,8 @@ def json_lines(reader: RowReader) -> Iterator[tuple[str, dict[str, Any] | BadRow
 
 @register("jsonl")
 class JsonlReader(RowReader):
+    """JSON lines as records, with text (or messages), label, id and group fields mapped by name."""
+
     def rows(self) -> Iterator[tuple[str, dict[str, Any] | BadRow]]:
         return json_lines(self)
 

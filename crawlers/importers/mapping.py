@@ -14,7 +14,7 @@ from corpusmill.schema import Record, Source, content_id
 class FieldMapping(BaseModel):
     """Which columns hold the text (or chat messages), label, id and group."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     path: Path
     text: str | None = None

@@ -16,7 +16,7 @@ from corpusmill.steps import Reader
 
 
 class RecordsParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     path: Path
 
