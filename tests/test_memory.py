@@ -21,7 +21,10 @@ PEAK_RSS = (
 
 
 def peak_rss_kb(*command: str) -> int:
-    """Peak RSS of ``command`` alone: measured by a fresh wrapper process whose only child it is."""
+    """Peak RSS of ``command`` alone: measured by a fresh wrapper process whose only child it is.
+
+    Never a child's own ``RUSAGE_SELF``: Linux carries the high-water RSS across ``fork`` +
+    ``exec``, so a child of a large process (pytest with models loaded) reports its parent's."""
     done = subprocess.run([sys.executable, "-c", PEAK_RSS, *command], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     return int(done.stdout.strip().splitlines()[-1])
@@ -53,7 +56,7 @@ def test_the_memory_probe_sees_a_process_that_holds_its_input():
 
 
 NEAR_DEDUP_RUN = """
-import resource, sys
+import sys
 import numpy as np
 import cleaning.dedup as dedup
 from corpusmill.schema import Record
@@ -75,15 +78,11 @@ for record, reason in dedup.NearDedup(workers=1).decide(records()):
     if hold:
         held.append(record)
 assert kept == count, kept
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
 def near_dedup_peak_kb(count: int, hold: bool = False) -> int:
-    command = [sys.executable, "-c", NEAR_DEDUP_RUN, str(count), "hold" if hold else "stream"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return int(done.stdout.strip().splitlines()[-1])
+    return peak_rss_kb(sys.executable, "-c", NEAR_DEDUP_RUN, str(count), "hold" if hold else "stream")
 
 
 def test_near_dedup_keeps_signatures_not_records_in_memory():
@@ -116,7 +115,7 @@ def test_rejects_stream_to_disk_a_dedup_of_all_duplicates_peaks_like_one_of_all_
 
 
 SPLIT_RUN = """
-import resource, sys
+import sys
 import numpy as np
 from corpusmill.schema import Record
 from splitting import StratifiedSplitter
@@ -139,15 +138,11 @@ for record in splitter.run(records()):
     if hold:
         held.append(record)
 assert splits == {"train": count * 8 // 10, "validation": count // 10, "test": count // 10}, splits
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
 def split_peak_kb(count: int, hold: bool = False) -> int:
-    command = [sys.executable, "-c", SPLIT_RUN, str(count), "hold" if hold else "stream"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return int(done.stdout.strip().splitlines()[-1])
+    return peak_rss_kb(sys.executable, "-c", SPLIT_RUN, str(count), "hold" if hold else "stream")
 
 
 def test_a_split_holds_a_key_per_record_not_the_records():

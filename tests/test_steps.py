@@ -51,7 +51,9 @@ def test_steps_pickle_and_give_the_same_result_after_unpickling():
     expected = run_chunk(steps, lines)
     copies = pickle.loads(pickle.dumps(steps))
     assert (
-        run_chunk(copies, lines)[0] == expected[0] == [rec(1, "long enough", meta={"chars": 11, "words": 2}).to_json()]
+        run_chunk(copies, lines)[0]
+        == expected[0]
+        == [rec(1, "long enough", meta={"length": {"chars": 11, "words": 2}}).to_json()]
     )
 
 
