@@ -1,7 +1,8 @@
 """Item pipelines: extraction (under a timeout, in worker processes) and output with accounting.
 
 Every page the spider yields ends in exactly one outcome: ``written`` (one or more records) or a
-reject reason; links that were never requested are reported once with why (off-site, too deep…).
+reject reason (a :class:`~crawlers.items.PageRejected` raised anywhere in the pipelines); links
+that were never requested are reported once with why (off-site, too deep…).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from twisted.internet import task
 from corpusmill.io import write_json
 from corpusmill.processes import die_with
 from crawlers.extract import extract_from_bytes, page_records
+from crawlers.items import FailedPage, PageItem, PageRejected, SkippedLink
 from crawlers.journal import CrawlState
 
 
@@ -64,8 +66,8 @@ class ExtractionPipeline:
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.pool = self._new_pool()
 
-    async def _run(self, item: dict[str, Any], use_trafilatura: bool) -> dict[str, Any]:
-        args = (item["body"], item["declared_encoding"], item["url"], use_trafilatura)
+    async def _run(self, item: PageItem, use_trafilatura: bool) -> dict[str, Any]:
+        args = (item.body, item.declared_encoding, item.url, use_trafilatura)
         for _attempt in range(2):
             pool = self.pool
             try:
@@ -76,13 +78,13 @@ class ExtractionPipeline:
                     self._kill_pool()
         raise ExtractionFailed
 
-    async def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
-        if item["kind"] != "page":
+    async def process_item(self, item: Any) -> Any:
+        if not isinstance(item, PageItem):
             return item
         try:
             extracted = await self._run(item, use_trafilatura=True)
         except ExtractionFailed:
-            return {**_without_body(item), "kind": "reject", "reason": "extraction_failed", "detail": {}}
+            raise PageRejected("extraction_failed") from None
         except TimeoutError:
             self.crawler.stats.inc_value("corpusmill/extraction_timeouts")
             self._kill_pool()
@@ -90,19 +92,19 @@ class ExtractionPipeline:
                 extracted = await self._run(item, use_trafilatura=False)
             except (TimeoutError, ExtractionFailed):
                 self._kill_pool()
-                return {**_without_body(item), "kind": "reject", "reason": "extraction_timeout", "detail": {}}
-        return {**_without_body(item), "kind": "extracted", "extracted": extracted}
+                raise PageRejected("extraction_timeout") from None
+        item.extracted, item.body = extracted, None
+        return item
 
     def close_spider(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _without_body(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in item.items() if key != "body"}
-
-
 class OutputPipeline:
-    """Records each page's outcome with its records or reject once, through the crawl state."""
+    """Records each page's outcome with its records or reject once, through the crawl state.
+
+    Pages are rejected by raising :class:`PageRejected` here or upstream; :meth:`item_dropped`
+    (Scrapy's ``item_dropped`` signal) writes each reject with its reason."""
 
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
@@ -111,50 +113,50 @@ class OutputPipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> OutputPipeline:
-        return cls(crawler)
+        pipeline = cls(crawler)
+        crawler.signals.connect(pipeline.item_dropped, signal=signals.item_dropped)
+        return pipeline
 
     def _count(self, key: str, n: int = 1) -> None:
         self.crawler.stats.inc_value(f"corpusmill/{key}", n)
 
-    def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
-        if item["kind"] == "skip":
-            line = json.dumps({"url": item["url"], "reason": item["reason"], "requested": False}, sort_keys=True)
-            self.state.report_skip(item["canonical"], line)
-            self._count(f"not_followed/{item['reason']}")
+    def process_item(self, item: Any) -> Any:
+        if isinstance(item, SkippedLink):
+            line = json.dumps({"url": item.url, "reason": item.reason, "requested": False}, sort_keys=True)
+            self.state.report_skip(item.canonical, line)
+            self._count(f"not_followed/{item.reason}")
             return item
-        canonical = item["canonical"]
-        if item["kind"] == "extracted":
-            if item["final_canonical"] != canonical and self.state.was_written(item["final_canonical"]):
-                item = {**item, "kind": "reject", "reason": "duplicate_redirect", "detail": {"to": item["url"]}}
-            else:
-                records = page_records(
-                    item["extracted"],
-                    item["url"],
-                    self.dataset,
-                    "crawl",
-                    item["fetched_at"],
-                    item["depth"],
-                    item["requested_url"],
-                )
-                if records:
-                    lines = [r.to_json() for r in records]
-                    aliases = {canonical, item["final_canonical"]}
-                    if self.state.complete(
-                        canonical, "written", lines, rejected=False, aliases=aliases, lease=item["lease"]
-                    ):
-                        self._count("pages")
-                        self._count("records", len(records))
-                        self._count("faq_pairs", sum(r.messages is not None for r in records))
-                    return item
-                item = {**item, "kind": "reject", "reason": "extraction_empty", "detail": {}}
+        if isinstance(item, FailedPage):
+            raise PageRejected(item.reason, item.detail)
+        assert isinstance(item, PageItem) and item.extracted is not None
+        if item.final_canonical != item.canonical and self.state.was_written(item.final_canonical):
+            raise PageRejected("duplicate_redirect", {"to": item.url})
+        records = page_records(
+            item.extracted, item.url, self.dataset, "crawl", item.fetched_at, item.depth, item.requested_url
+        )
+        if not records:
+            raise PageRejected("extraction_empty")
+        lines = [r.to_json() for r in records]
+        aliases = {item.canonical, item.final_canonical}
+        if self.state.complete(item.canonical, "written", lines, rejected=False, aliases=aliases, lease=item.lease):
+            self._count("pages")
+            self._count("records", len(records))
+            self._count("faq_pairs", sum(r.messages is not None for r in records))
+        return item
+
+    def item_dropped(self, item: Any, exception: BaseException) -> None:
+        """A rejected page: its reject line and outcome, once."""
+        if not isinstance(exception, PageRejected) or not isinstance(item, (PageItem, FailedPage)):
+            return
         line = json.dumps(
-            {"url": item["url"], "reason": item["reason"], "requested": True, "detail": item.get("detail", {})},
+            {"url": item.url, "reason": exception.reason, "requested": True, "detail": exception.detail},
             sort_keys=True,
         )
-        if self.state.complete(canonical, item["reason"], [line], rejected=True, aliases=set(), lease=item["lease"]):
+        if self.state.complete(
+            item.canonical, exception.reason, [line], rejected=True, aliases=set(), lease=item.lease
+        ):
             self._count("pages")
-            self._count(f"rejected/{item['reason']}")
-        return item
+            self._count(f"rejected/{exception.reason}")
 
 
 class ProgressExtension:

@@ -171,6 +171,7 @@ def test_a_page_that_hangs_extraction_falls_back_without_hanging_the_crawl(monke
     from scrapy.statscollectors import MemoryStatsCollector
 
     import crawlers.pipelines as pipelines
+    from crawlers.items import PageItem
 
     monkeypatch.setattr(pipelines, "extract_from_bytes", hanging_extract.extract_or_hang)
     crawler = SimpleNamespace(
@@ -181,15 +182,17 @@ def test_a_page_that_hangs_extraction_falls_back_without_hanging_the_crawl(monke
     crawler.stats = MemoryStatsCollector(SimpleNamespace(settings=Settings()))
     pipeline = pipelines.ExtractionPipeline(crawler)
     page = b"<html><head><title>T</title></head><body><main><p>Plain words here.</p></main></body></html>"
-    item = {"kind": "page", "body": page, "declared_encoding": "utf-8", "url": "http://x.test/"}
+    url = "http://x.test/"
+    item = PageItem(url, url, url, url, 0, 200, "utf-8", page, "2026-01-01T00:00:00+00:00", None)
     started = time.monotonic()
     try:
         result = asyncio.run(pipeline.process_item(item))
     finally:
         pipeline.close_spider()
     assert time.monotonic() - started < 30
-    assert result["extracted"]["extractor"] == "beautifulsoup"
-    assert result["extracted"]["text"] == "Plain words here."
+    assert result.extracted["extractor"] == "beautifulsoup"
+    assert result.extracted["text"] == "Plain words here."
+    assert result.body is None  # the page's bytes are let go once extracted
     assert crawler.stats.get_value("corpusmill/extraction_timeouts") == 1
 
 

@@ -21,6 +21,7 @@ from twisted.internet.error import DNSLookupError, TCPTimedOutError
 from twisted.internet.error import TimeoutError as TxTimeoutError
 from twisted.python.failure import Failure
 
+from crawlers.items import FailedPage, PageItem, SkippedLink
 from crawlers.journal import CrawlState
 from crawlers.middlewares import OffsiteRequest, PrivateTarget
 from crawlers.options import CrawlOptions
@@ -94,7 +95,7 @@ class SiteSpider(scrapy.Spider):
         self.deny = [regex.compile(p) for p in options.deny]
         self.links = LinkExtractor(tags=("a", "area", "link"), deny_extensions=[], unique=True)
         self.not_followed: set[str] = set()
-        self.skipped: list[dict[str, Any]] = []
+        self.skipped: list[SkippedLink] = []
         """Links not followed (off-site, filtered, too deep, over the limit), to be reported once."""
 
     @classmethod
@@ -155,7 +156,7 @@ class SiteSpider(scrapy.Spider):
         if reason is not None:
             if canonical not in self.not_followed:
                 self.not_followed.add(canonical)
-                self.skipped.append({"kind": "skip", "url": url, "canonical": canonical, "reason": reason})
+                self.skipped.append(SkippedLink(url, canonical, reason))
             return None
         return self._page_request(url, depth)
 
@@ -195,37 +196,29 @@ class SiteSpider(scrapy.Spider):
         yield from self._drain_skips()
         declared = response.headers.get(b"Content-Type", b"").decode("latin-1")
         charset = re.search(r"charset=([\w-]+)", declared, re.I)
-        yield {
-            "kind": "page",
-            "url": response.url,
-            "requested_url": requested,
-            "canonical": canonical_url(requested),
-            "final_canonical": canonical_url(response.url),
-            "depth": depth,
-            "status": response.status,
-            "declared_encoding": charset.group(1) if charset else None,
-            "body": response.body,
-            "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "lease": response.meta.get(LEASE),
-        }
+        yield PageItem(
+            url=response.url,
+            requested_url=requested,
+            canonical=canonical_url(requested),
+            final_canonical=canonical_url(response.url),
+            depth=depth,
+            status=response.status,
+            declared_encoding=charset.group(1) if charset else None,
+            body=response.body,
+            fetched_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            lease=response.meta.get(LEASE),
+        )
 
-    def failed(self, failure: Failure) -> Iterator[dict[str, Any]]:
+    def failed(self, failure: Failure) -> Iterator[FailedPage]:
         request = failure.request  # type: ignore[attr-defined]
         url = request.meta.get("corpusmill_url", request.url)
         detail = {"error": str(failure.value)[:300]}
         yield self._reject(url, failure_reason(failure), detail, request.meta.get(LEASE))
 
-    def _reject(self, url: str, reason: str, detail: dict[str, Any], lease: str | None) -> dict[str, Any]:
-        return {
-            "kind": "reject",
-            "url": url,
-            "canonical": canonical_url(url),
-            "reason": reason,
-            "detail": detail,
-            "lease": lease,
-        }
+    def _reject(self, url: str, reason: str, detail: dict[str, Any], lease: str | None) -> FailedPage:
+        return FailedPage(url, canonical_url(url), reason, detail, lease)
 
-    def _drain_skips(self) -> Iterator[dict[str, Any]]:
+    def _drain_skips(self) -> Iterator[SkippedLink]:
         skipped, self.skipped = self.skipped, []
         yield from skipped
 
