@@ -335,3 +335,14 @@ def test_a_build_written_as_one_list_of_steps_runs_and_matches_the_sections_form
         with pytest.raises(ConfigError) as info:
             load_config(path)
         assert message in str(info.value)
+
+
+def test_the_executor_reports_the_segments_a_build_finished(banking_release):
+    """What the service shows for a job: each finished checkpoint and its record count."""
+    work = banking_release.parents[2] / ".corpusmill" / "work" / "test-1.0.0"
+    manifest = json.loads((banking_release / "manifest.json").read_text())
+    progress = LocalExecutor.progress_of(work)
+    assert progress["segments_done"] == [segment["name"] for segment in manifest["segments"]]
+    assert progress["segments_done"] == ["00.read.banking77", "01.clean.exact_dedup", "02.split.stratified"]
+    assert progress["records_out"] == {segment["name"]: segment["records_out"] for segment in manifest["segments"]}
+    assert LocalExecutor.progress_of(work / "nothing-here") == {"segments_done": [], "records_out": {}}
