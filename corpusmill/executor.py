@@ -308,8 +308,9 @@ class LocalExecutor(StepRunner):
         config = self.config
         release_dir = config.release_dir
         steps = config.pipeline()
+        spec_of = {id(step): step.spec() for step in steps}  # a reader's spec hashes its input: once
         inputs = [
-            {"dataset": step.dataset, "type": step.name, "uri": step.uri, "sha256": step.fingerprint()}
+            {"dataset": step.dataset, "type": step.name, "uri": step.uri, "sha256": spec_of[id(step)]["input"]}
             for step in steps
             if isinstance(step, Reader)
         ]
@@ -335,7 +336,7 @@ class LocalExecutor(StepRunner):
                 segment_key = sha256_json(
                     {
                         "input": previous.output_sha256 if previous else None,
-                        "steps": [step.spec() for step in segment],
+                        "steps": [spec_of[id(step)] for step in segment],
                         "seed": config.seed,
                         "version": __version__,
                     }
