@@ -322,3 +322,32 @@ def test_previous_that_is_not_a_release_is_one_clear_error(tmp_path):
     records = [Record(id=f"r{i}", text=f"t{i}", label="a", source=SOURCE) for i in range(20)]
     with pytest.raises(InputError, match=r"manifest\.json: not a readable release manifest"):
         assign(records, previous=tmp_path)
+
+
+def test_unlabelled_records_split_by_size_with_groups_kept_together(banking):
+    """No labels: groups in seeded hash order, cut at exact record targets."""
+    plain = [r.model_copy(update={"label": None, "group": f"user-{i % 2500}"}) for i, r in enumerate(banking)]
+    splits = assign(plain)
+    totals = Counter(splits)
+    targets = {s: len(plain) * r for s, r in RATIOS.items()}
+    assert all(abs(totals[s] - targets[s]) <= 4 for s in RATIOS), totals  # groups of 4: within one group
+    seen: dict[str, str] = {}
+    for record, split in zip(plain, splits, strict=True):
+        assert seen.setdefault(record.group, split) == split
+    assert splits == assign(plain)
+    assert splits != assign(plain, seed=4)
+    single = [r.model_copy(update={"label": None}) for r in banking]  # one record a group: exact counts
+    assert Counter(assign(single)) == {"train": 8003, "validation": 1000, "test": 1000}
+
+
+def test_stratify_off_ignores_labels_and_on_uses_them(banking):
+    records = banking[:3000]
+    unlabelled = [r.model_copy(update={"label": None}) for r in records]
+    off = assign(records, stratify="off")
+    assert off == assign(unlabelled)  # labels play no part
+    on = assign(records, stratify="on")
+    assert on == assign(records) != off  # auto stratifies labelled records, as "on" does
+    per_class: dict[str, Counter] = defaultdict(Counter)
+    for record, split in zip(records, on, strict=True):
+        per_class[record.label][split] += 1
+    assert all(abs(c[s] - sum(c.values()) * r) <= 1 for c in per_class.values() for s, r in RATIOS.items())
