@@ -381,7 +381,7 @@ def sections_from_steps(data: dict[str, Any], where: str) -> tuple[dict[str, Any
     return out, origin
 
 
-def _from_step_list(error: ConfigError, origin: dict[str, str]) -> ConfigError:
+def from_step_list(error: ConfigError, origin: dict[str, str]) -> ConfigError:
     """A section's key path in an error, told as the ``steps[i]`` entry the user wrote."""
     for section, step in origin.items():
         if error.path == section or error.path.startswith((f"{section}.", f"{section}[")):
@@ -405,7 +405,7 @@ def parse_config(data: Any, where: str, base_dir: Path, workspace: Path | None =
     try:
         return _parse_sections(sections, where, base_dir, workspace)
     except ConfigError as exc:
-        raise _from_step_list(exc, origin) from None
+        raise from_step_list(exc, origin) from None
 
 
 def _parse_sections(data: dict[str, Any], where: str, base_dir: Path, workspace: Path | None) -> BuildConfig:

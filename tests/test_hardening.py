@@ -158,6 +158,22 @@ def test_build_crawl_sources_meet_the_target_guard(tmp_path):
     # the guard runs again on every request and redirect of the crawl, whatever the client sent
     assert stored["config"]["sources"][0]["block_private_targets"] is True
 
+    # The same config written as one steps list gets the same guard and release directory.
+    listed = {"release": {"name": "svc", "version": "1", "output_dir": "elsewhere"}, "steps": []}
+    listed["steps"] = [
+        {"read": "crawl", **{k: v for k, v in source.items() if k != "type"}, "start_urls": ["https://example.org/"]},
+        {"write": "release", **listed.pop("release")},
+    ]
+    answer = client.post("/jobs", headers=AUTH, json={"kind": "build", "config": listed})
+    assert answer.status_code == 201, answer.text
+    stored = JobStore(tmp_path / "jobs.sqlite").get(answer.json()["id"])["config"]
+    assert stored["sources"][0]["block_private_targets"] is True and "steps" not in stored
+    assert stored["release"]["output_dir"] == "releases"
+    assert client.get(f"/jobs/{answer.json()['id']}", headers=AUTH).status_code == 200
+    typo = {"steps": [listed["steps"][0], {"clean": "length", "min_word": 1}, listed["steps"][1]]}
+    refused = client.post("/jobs", headers=AUTH, json={"kind": "build", "config": typo})
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"][-3:] == ["steps", "1", "min_word"]
+
 
 def test_the_request_guard_refuses_private_targets_while_crawling(tmp_path):
     """PrivateTargetGuardMiddleware runs on every request the crawl makes (redirects are new

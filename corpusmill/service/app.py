@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from corpusmill import __version__
-from corpusmill.config import MAX_NESTING, SAFE_NAME, BuildConfig, parse_config
+from corpusmill.config import MAX_NESTING, SAFE_NAME, BuildConfig, from_step_list, parse_config, sections_from_steps
 from corpusmill.errors import ConfigError
 from corpusmill.executor import LocalExecutor
 from corpusmill.registry import get_step
@@ -297,7 +297,17 @@ def create_app(
 
     def validate_build(config: dict[str, Any]) -> dict[str, Any]:
         """The build config as every other config is checked, then: every path inside the
-        workspace, and every crawl source through the one target guard."""
+        workspace, and every crawl source through the one target guard.
+
+        A ``steps:`` list is first turned into sections, so the release directory and the crawl
+        guard below are applied to every config, whichever form the client wrote, and the job
+        stores the sections form."""
+        origin: dict[str, str] = {}
+        if "steps" in config:
+            try:
+                config, origin = sections_from_steps(config, "config")
+            except ConfigError as exc:
+                raise _invalid(exc.path, exc.message) from None
         release_spec = config.get("release")
         if isinstance(release_spec, dict):
             config = {**config, "release": {**release_spec, "output_dir": "releases"}}
@@ -305,7 +315,8 @@ def create_app(
             parsed = parse_config(config, "config", workspace, workspace=workspace)
             crawls = [(key, model) for key, model in parsed.params_models() if isinstance(model, CrawlOptions)]
         except ConfigError as exc:
-            raise _invalid(exc.path, exc.message) from None
+            told = from_step_list(exc, origin)
+            raise _invalid(told.path, told.message) from None
         for key, options in crawls:
             guard_crawl(options, key)
         if allow_private_targets:
