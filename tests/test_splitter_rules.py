@@ -1,0 +1,209 @@
+"""The stratified splitter's placement rules, each on a case small enough to work out by hand.
+
+The Banking77 tests in ``test_splitting.py`` check the outcomes (every class within one record,
+groups together); these pin the rules that decide *which* record goes where when several
+placements would be within one: who chooses first, which split takes a group that fits
+nowhere, how ties break. A mutation run over ``splitting/stratified.py`` showed that the outcome
+tests alone leave those rules free to change.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from corpusmill.schema import Record
+from corpusmill.steps import SplitKey
+from splitting import StratifiedSplitter
+from splitting.stratified import NO_LABEL, _dominant, _dominant_of, joint_targets
+
+SOURCE = {"kind": "import", "uri": "t", "dataset": "t"}
+THREE = ("train", "validation", "test")
+
+
+def fill(sizes: list[int], target: dict[str, int], filled: dict[str, int] | None = None) -> tuple[list[str], Counter]:
+    """Run ``_fill`` over groups of these sizes, in this (already hash-sorted) order."""
+    keys = [f"g{i}" for i in range(len(sizes))]
+    groups = {key: list(range(size)) for key, size in zip(keys, sizes, strict=True)}
+    counts: Counter[str] = Counter(filled or {})
+    split_of: dict[str, str] = {}
+    StratifiedSplitter._fill(keys, groups, target, counts, split_of, list(THREE))
+    return [split_of[key] for key in keys], counts
+
+
+def test_fill_cuts_in_order_train_first_at_the_targets():
+    splits, filled = fill([1] * 5, {"train": 3, "validation": 1, "test": 1})
+    assert splits == ["train", "train", "train", "validation", "test"]
+    assert filled == {"train": 3, "validation": 1, "test": 1}
+
+
+def test_fill_gives_a_group_to_a_split_when_that_leaves_it_no_further_from_its_target():
+    # train holds 2 of 3: a group of 2 makes it 4 (one over), leaving it out leaves it one
+    # under — a tie, and a tie takes the group.
+    assert fill([2, 2], {"train": 3, "validation": 2, "test": 0})[0] == ["train", "train"]
+    # A group of 3 into an empty train of target 1 would overshoot by 2: it goes on.
+    assert fill([3], {"train": 1, "validation": 3, "test": 0})[0] == ["validation"]
+
+
+def test_fill_gives_a_group_that_fits_nowhere_to_the_split_furthest_below_target():
+    # The third group of 3 overshoots validation (full) and test (target 1): train is 1 below
+    # target, test 1 below: the tie goes to the split named first.
+    splits, filled = fill([3, 3, 3], {"train": 4, "validation": 2, "test": 1})
+    assert splits == ["train", "validation", "train"]
+    assert filled == {"train": 6, "validation": 3}
+    # With room in test, the third group fits there.
+    assert fill([3, 3, 3], {"train": 4, "validation": 2, "test": 2})[0] == ["train", "validation", "test"]
+    # Without the tie, the split furthest below target takes it, wherever it stands: here the
+    # last group overshoots test (target 0), and validation is 1 below target, train 0.
+    assert fill([1, 3, 3], {"train": 1, "validation": 4, "test": 0})[0] == ["train", "validation", "validation"]
+
+
+def test_fill_counts_what_earlier_releases_already_put_in_each_split():
+    splits, filled = fill([1, 1], {"train": 3, "validation": 1, "test": 1}, filled={"train": 3})
+    assert splits == ["validation", "test"]
+    assert filled == {"train": 3, "validation": 1, "test": 1}
+
+
+def test_joint_targets_give_a_class_remainder_to_the_largest_fractional_shares():
+    # 7 × (0.8, 0.1, 0.1) = 5.6, 0.7, 0.7: the two leftover records go to validation and test.
+    assert joint_targets({"a": 7}, dict(zip(THREE, (0.8, 0.1, 0.1), strict=True))) == {
+        "a": {"train": 5, "validation": 1, "test": 1}
+    }
+    # 9 × (0.5, 0.3, 0.2) = 4.5, 2.7, 1.8: floors 4, 2, 1, then test (0.8) and validation (0.7).
+    assert joint_targets({"a": 9}, dict(zip(THREE, (0.5, 0.3, 0.2), strict=True))) == {
+        "a": {"train": 4, "validation": 3, "test": 2}
+    }
+
+
+def test_joint_targets_let_the_larger_class_choose_its_extra_record_first():
+    # Both classes need one extra record; the split totals are 2 and 2, so only one class can
+    # put its extra in train (the first split on a tie of fractions): the larger one does.
+    halves = {"train": 0.5, "test": 0.5}
+    assert joint_targets({"small": 1, "large": 3}, halves) == {
+        "small": {"train": 0, "test": 1},
+        "large": {"train": 2, "test": 1},
+    }
+    # Equal sizes: by name.
+    assert joint_targets({"b": 1, "a": 1}, halves) == {"a": {"train": 1, "test": 0}, "b": {"train": 0, "test": 1}}
+
+
+def test_joint_targets_repair_an_overfilled_split_by_moving_a_rounded_up_record():
+    """Three classes of 2 over (0.6, 0.2, 0.2): every class's fractions say train (1.2), then
+    validation and test tie (0.4); the split totals are 4, 1, 1. Whatever the greedy pass
+    overfills is moved back so that totals and per-class shares both hold."""
+    ratios = dict(zip(THREE, (0.6, 0.2, 0.2), strict=True))
+    targets = joint_targets({"a": 2, "b": 2, "c": 2}, ratios)
+    assert {s: sum(t[s] for t in targets.values()) for s in THREE} == {"train": 4, "validation": 1, "test": 1}
+    for n in targets.values():
+        assert sum(n.values()) == 2 and all(abs(n[s] - 2 * r) < 1 for s, r in ratios.items())
+
+
+def test_a_group_is_stratified_by_its_most_frequent_label_ties_alphabetical():
+    keys = [SplitKey(f"r{i}", label, "g") for i, label in enumerate(["b", "a", "b", "c"])]
+    assert _dominant_of(keys, [0, 1, 2, 3]) == "b"
+    assert _dominant_of(keys, [0, 1]) == "a"  # one each: alphabetical
+    assert _dominant_of(keys, [3, 0]) == "b"
+    assert _dominant("z") == "z"
+    assert _dominant(["z", "b", "m"]) == "b"  # a multi-label record counts as its first label by name
+    assert _dominant(None) == NO_LABEL
+    assert _dominant([]) == NO_LABEL
+
+
+def split_groups(groups: dict[str, tuple[int, list[str] | str | None]], ratios: dict[str, float], **params) -> dict:
+    """Split ``{group: (records, label)}`` and return each group's split (checked to be one)."""
+    records = [
+        Record(id=f"{group}{i}", text=f"record {i} of group {group}", label=label, group=group, source=SOURCE)
+        for group, (size, label) in groups.items()
+        for i in range(size)
+    ]
+    splits = StratifiedSplitter(seed=0, ratios=ratios, **params).split_records(records)
+    placed: dict[str, str] = {}
+    for record, split in zip(records, splits, strict=True):
+        assert placed.setdefault(record.group, split) == split
+    return placed
+
+
+HALVES = {"train": 0.5, "test": 0.5}
+
+
+def test_multi_label_places_the_rarest_label_first_and_its_largest_group_first():
+    """y has one group (R), x two (S of 2 records, T of 1). y first: R ties everywhere and takes
+    train. Then x's largest group, S: x is wanted equally, but test wants more records. Then T:
+    train still wants x."""
+    placed = split_groups({"R": (1, ["y"]), "S": (2, ["x"]), "T": (1, ["x"])}, HALVES)
+    assert placed == {"R": "train", "S": "test", "T": "train"}
+
+
+def test_multi_label_puts_a_group_where_its_label_is_most_wanted_before_where_records_are():
+    """After R and S (as above), T of label x goes to train where x is wanted, although train
+    and test want as many records; U (no label at all) goes where records are most wanted."""
+    placed = split_groups(
+        {"R": (1, ["y"]), "S": (2, ["x"]), "T": (1, ["x"]), "U": (2, None), "V": (1, ["y", "x"])},
+        HALVES,
+    )
+    # x: 4 records (2 per split wanted), y: 2 (1 per split), 7 records (3.5 per split).
+    # y first (R and V; V is one record, R one: R then V by hash are both size 1, so check both
+    # land apart), then x's remaining S (2), T (1), then U where records are wanted.
+    assert placed["R"] != placed["V"]
+    assert placed["S"] != placed["T"]
+    counts = Counter()
+    for group, split in placed.items():
+        counts[split] += {"R": 1, "S": 2, "T": 1, "U": 2, "V": 1}[group]
+    assert abs(counts["train"] - counts["test"]) <= 1
+
+
+def write_release(directory: Path, splits: dict[str, list[str]]) -> Path:
+    """The two parts of a release ``previous_splits`` reads: the manifest and the JSONL mirrors."""
+    directory.mkdir()
+    manifest = {"splits": {name: {"jsonl": f"data/{name}.jsonl"} for name in splits}}
+    (directory / "data").mkdir()
+    for name, ids in splits.items():
+        (directory / "data" / f"{name}.jsonl").write_text("".join(json.dumps({"id": i}) + "\n" for i in ids))
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    return directory
+
+
+def test_a_group_with_old_records_in_several_splits_follows_most_of_them(tmp_path):
+    previous = write_release(tmp_path / "v1", {"train": ["G0"], "test": ["G1", "G2"]})
+    placed = split_groups({"G": (4, "a"), "H": (6, "a")}, HALVES, previous=previous)
+    assert placed["G"] == "test"  # two of its old records were in test, one in train; G3 is new
+
+
+def test_multi_label_counts_what_a_previous_release_already_put_in_each_split(tmp_path):
+    """P (2 records of x) was in train; x has 4 records, 2 wanted per split: train already
+    has its share, so both new x groups go to test."""
+    previous = write_release(tmp_path / "v1", {"train": ["P0", "P1"], "test": []})
+    placed = split_groups({"P": (2, ["x"]), "S": (1, ["x"]), "T": (1, ["x"])}, HALVES, previous=previous)
+    assert placed == {"P": "train", "S": "test", "T": "test"}
+
+
+def test_single_label_counts_what_a_previous_release_already_put_in_each_split(tmp_path):
+    """Class a: 4 records, 2 per split. Old group P (2 records) stays in test, so the two new
+    single-record groups both go to train, whatever their hash order."""
+    previous = write_release(tmp_path / "v1", {"train": [], "test": ["P0", "P1"]})
+    placed = split_groups({"P": (2, "a"), "S": (1, "a"), "T": (1, "a"), "Q": (4, "b")}, HALVES, previous=previous)
+    assert (placed["P"], placed["S"], placed["T"]) == ("test", "train", "train")
+
+
+@pytest.mark.parametrize("policy", ["train", "drop"])
+def test_a_rare_class_with_an_old_record_keeps_its_old_split(tmp_path, policy):
+    """A rare class's group that a previous release placed stays there (it is neither moved to
+    train nor dropped); its new groups follow the policy."""
+    previous = write_release(tmp_path / "v1", {"train": ["C00"], "validation": [], "test": ["R0"]})
+    groups = {f"C{i:02d}": (1, "common") for i in range(20)} | {"R": (1, "rare"), "N": (1, "rare")}  # 2 × 0.1: rare
+    records = [
+        Record(id=f"{g}{i}", text=f"record {i} of {g}", label=label, group=g, source=SOURCE)
+        for g, (size, label) in groups.items()
+        for i in range(size)
+    ]
+    splitter = StratifiedSplitter(seed=0, previous=previous, rare_classes=policy)
+    splits = dict(zip((r.id for r in records), splitter.split_records(records), strict=True))
+    assert splits["R0"] == "test" and splits["C000"] == "train"
+    if policy == "train":
+        assert splits["N0"] == "train"
+    else:
+        assert splits["N0"].reason == "rare_class" and splits["N0"].detail == {"label": "rare"}
+    assert splitter.report["rare_classes"] == {"rare": 2}
