@@ -12,7 +12,7 @@ from rich.table import Table
 
 from corpusmill import __version__
 from corpusmill.config import load_config
-from corpusmill.errors import CorpusmillError, InputError
+from corpusmill.errors import CorpusmillError
 from corpusmill.executor import LocalExecutor
 from corpusmill.reports import BuildResult, StepStats
 
@@ -168,18 +168,51 @@ def crawl(
     )
 
 
+InputFormatOption = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        help="Input format: csv, tsv, jsonl, json, parquet, hf, openai, sharegpt, alpaca, warc, dir, records "
+        "[default: detected].",
+    ),
+]
+ReadOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--read",
+        help="An importer option KEY=VALUE, as in a build config's source: text=body, label=category… (repeatable).",
+    ),
+]
+
+
+def _run_partial(steps: list[Any], out: Path, workers: int | None, seed: int = 0, **publish: Any) -> Any:
+    """Run a partial pipeline; a bad option or input is one line and its exit code."""
+    from corpusmill.partial import run_partial
+
+    try:
+        result = run_partial(steps, out, workers, console, seed, **publish)
+    except CorpusmillError as exc:
+        raise _fail(exc) from None
+    resumed = [segment.name for segment in result.segments if segment.resumed]
+    if resumed:
+        out_console.print(f"Resumed from checkpoints: {', '.join(resumed)}", highlight=False)
+    return result
+
+
+def _input(source: Path, format: str, read: list[str] | None, **fixed: Any) -> Any:
+    from corpusmill.partial import assignments, input_reader
+
+    try:
+        return input_reader(source, format, assignments(read or [], "--read"), **fixed)
+    except CorpusmillError as exc:
+        raise _fail(exc) from None
+
+
 @app.command("import")
 def import_(
     source: Annotated[Path, typer.Argument(help="File, directory, or a Hugging Face hub id.")],
     out: Annotated[Path, typer.Option("--out", help="Output JSONL of records.")],
-    format: Annotated[
-        str,
-        typer.Option(
-            "--format",
-            help="csv, tsv, jsonl, json, parquet, hf, openai, "
-            "sharegpt, alpaca, warc, dir, records [default: detected].",
-        ),
-    ] = "auto",
+    format: InputFormatOption = "auto",
     text: Annotated[str | None, typer.Option(help="Column with the text [default: text].")] = None,
     messages: Annotated[str | None, typer.Option(help="Column with chat messages.")] = None,
     label: Annotated[str | None, typer.Option(help="Column with the label(s).")] = None,
@@ -190,61 +223,20 @@ def import_(
     encoding: Annotated[str | None, typer.Option(help="Text encoding [default: detected].")] = None,
     dataset: Annotated[str | None, typer.Option(help="Dataset name in each record's source.")] = None,
     on_error: Annotated[str, typer.Option(help="raise: stop at the first bad row; skip: reject it.")] = "raise",
+    read: ReadOption = None,
 ) -> None:
     """Import a dataset file into corpusmill records (JSONL), with FILE:LINE errors."""
-    from pydantic import ValidationError
-
-    from corpusmill.io import atomic_write
-    from crawlers.importers import ImportSource
-
-    mapping = {
-        "text": text,
-        "messages": messages,
-        "label": label,
-        "label_sep": label_sep,
-        "id": id,
-        "group": group,
-        "json_path": json_path,
-        "encoding": encoding,
-    }
-    options = {key: value for key, value in mapping.items() if value is not None}
-    if on_error not in ("raise", "skip"):
-        console.print("[red]error:[/red] --on-error must be raise or skip", highlight=False)
-        raise typer.Exit(2)
-    try:
-        reader = ImportSource(
-            dataset=dataset or source.stem or "import",
-            on_error=on_error,
-            uri=str(source),
-            path=source,
-            format=format,
-            **options,
-        )
-    except (ValidationError, ValueError) as exc:
-        raise _usage_error(exc) from None
-    except CorpusmillError as exc:
-        raise _fail(exc) from None
-    rejects_path = out.with_name(out.stem + ".rejects.jsonl")
-    try:
-        with atomic_write(out) as handle, atomic_write(rejects_path) as rejects:
-            reader.reject_sink = lambda reject: rejects.write(
-                json.dumps(reject.to_dict(), ensure_ascii=False, sort_keys=True) + "\n"
-            )
-            for record in reader.run():
-                handle.write(record.to_json() + "\n")
-            if not reader.stats.kept:
-                raise InputError(
-                    str(source),
-                    f"nothing imported: all {reader.stats.total} rows were rejected ({_reasons(reader.stats)})",
-                )
-    except CorpusmillError as exc:
-        raise _fail(exc) from None
+    named = {"text": text, "messages": messages, "label": label, "label_sep": label_sep, "id": id, "group": group}
+    named |= {"json_path": json_path, "encoding": encoding}
+    options = [f"{key}={json.dumps(value)}" for key, value in named.items() if value is not None]
+    reader = _input(source, format, [*options, *(read or [])], dataset=dataset, on_error=on_error, uri=str(source))
+    result = _run_partial([reader], out, 1)
+    stats = result.steps[0].stats
     out_console.print(
-        f"{reader.format}: {reader.stats.total} rows in, {reader.stats.kept} records out, "
-        f"rejected: {_reasons(reader.stats)}",
+        f"{reader.format}: {stats.total} rows in, {stats.kept} records out, rejected: {_reasons(stats)}",
         highlight=False,
     )
-    out_console.print(f"Records: {out}\nRejects: {rejects_path}", highlight=False)
+    out_console.print(f"Records: {out}\nRejects: {result.rejects}", highlight=False)
 
 
 def _reasons(stats: StepStats) -> str:
@@ -264,115 +256,83 @@ DEFAULT_CLEAN = [
 
 @app.command()
 def clean(
-    source: Annotated[Path, typer.Argument(help="Records JSONL (from import, crawl or a release).")],
+    source: Annotated[Path, typer.Argument(help="Records JSONL, or any file the importers read.")],
     out: Annotated[Path, typer.Option("--out", help="Cleaned records JSONL.")],
     config: Annotated[Path | None, typer.Option("--config", help="YAML with a 'clean:' list of steps.")] = None,
     workers: WorkersOption = None,
+    format: InputFormatOption = "auto",
+    read: ReadOption = None,
 ) -> None:
     """Clean records with the steps of a config's clean section (or a sensible default set)."""
-    import shutil
-    import tempfile
-
-    from rich.table import Table
-
     from corpusmill.config import label_steps, load_clean_steps, make_step
-    from corpusmill.executor import StepRunner
 
     try:
         if config is not None:
             steps = load_clean_steps(config)
         else:
-            steps = label_steps(
-                [
-                    make_step("clean", s["step"], f"clean[{i}]", {k: v for k, v in s.items() if k != "step"})
-                    for i, s in enumerate(DEFAULT_CLEAN)
-                ],
-                "clean.",
-            )
-        if not source.is_file():
-            raise InputError(str(source), "cannot read: No such file or directory")
-        runner = StepRunner(workers, console)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp, runner.progress:
-            reports = runner.run_steps("clean", steps, Path(tmp), source)
-            rejects_dir = out.with_name(out.stem + ".rejects")
-            if rejects_dir.exists():
-                shutil.rmtree(rejects_dir)
-            (Path(tmp) / "rejects").mkdir(exist_ok=True)
-            shutil.move(str(Path(tmp) / "rejects"), rejects_dir)
-            Path(tmp, "records.jsonl").replace(out)
+            defaults = [
+                make_step("clean", spec.pop("step"), f"clean[{i}]", spec) for i, spec in enumerate(DEFAULT_CLEAN)
+            ]
+            steps = label_steps(defaults, "clean.")
     except CorpusmillError as exc:
         raise _fail(exc) from None
-    table = Table(title="Clean steps")
+    result = _run_partial([_input(source, format, read), *steps], out, workers)
+    _print_steps("Clean steps", result)
+    out_console.print(f"Records: {out}\nRejects: {result.rejects}/", highlight=False)
+
+
+def _print_steps(title: str, result: Any) -> None:
+    """One row per step: records in, kept, dropped, and why (with the step's metrics)."""
+    table = Table(title=title)
     for column in ("step", "in", "kept", "dropped", "reasons"):
         table.add_column(column)
-    for report in reports:
+    for report in result.steps[1:]:
         stats = report.stats
         metrics = ", ".join(f"{k}: {v}" for k, v in sorted(stats.metrics.items()))
-        table.add_row(
-            report.label,
-            str(stats.total),
-            str(stats.kept),
-            str(stats.dropped_total),
-            "; ".join(x for x in (_reasons(stats), metrics) if x),
-        )
+        added = f"added: {stats.added}" if stats.added else ""
+        discarded = ", ".join(f"discarded {reason}: {n}" for reason, n in sorted(stats.discarded.items()))
+        reasons = [x for x in (_reasons(stats), added, discarded, metrics) if x]
+        table.add_row(report.label, str(stats.total), str(stats.kept), str(stats.dropped_total), "; ".join(reasons))
     out_console.print(table)
-    out_console.print(f"Records: {out}\nRejects: {rejects_dir}/", highlight=False)
 
 
 @app.command()
 def split(
-    source: Annotated[Path, typer.Argument(help="Records JSONL.")],
+    source: Annotated[Path, typer.Argument(help="Records JSONL, or any file the importers read.")],
     out: Annotated[Path, typer.Option("--out", help="Directory for <split>.jsonl files and the report.")],
     ratios: Annotated[str, typer.Option(help="Comma-separated ratios, in --names order.")] = "0.8,0.1,0.1",
     names: Annotated[str, typer.Option(help="Comma-separated split names.")] = "train,validation,test",
     seed: Annotated[int, typer.Option(help="Seed of the hash order.")] = 0,
     stratify_by: Annotated[str, typer.Option(help="label or meta.<key>.")] = "label",
     group_by: Annotated[str, typer.Option(help="group, source.uri, parent_id or meta.<key>.")] = "group",
-    previous: Annotated[Path | None, typer.Option(help="Previous release dir: its records keep their split.")] = None,
+    previous: Annotated[
+        Path | None, typer.Option(help="A previous release or split output: its records keep their split.")
+    ] = None,
     rare_classes: Annotated[str, typer.Option(help="train, drop or error.")] = "train",
     fail_on_leakage: Annotated[bool, typer.Option("--fail-on-leakage", help="Exit 1 on cross-split leakage.")] = False,
+    workers: WorkersOption = None,
+    format: InputFormatOption = "auto",
+    read: ReadOption = None,
 ) -> None:
     """Split records into stratified, group-aware splits with a leakage report."""
-    from pydantic import ValidationError
-
-    from corpusmill.io import atomic_directory, read_records, write_json
-    from splitting import StratifiedSplitter
+    from corpusmill.config import make_step
 
     split_names = [n.strip() for n in names.split(",")]
     try:
         values = [float(v) for v in ratios.split(",")]
         if len(values) != len(split_names):
             raise ValueError(f"{len(values)} ratios for {len(split_names)} split names")
-        splitter = StratifiedSplitter(
-            seed=seed,
-            ratios=dict(zip(split_names, values, strict=True)),
-            stratify_by=stratify_by,
-            group_by=group_by,
-            previous=previous,
-            rare_classes=rare_classes,
-            leakage={"fail_on_leakage": fail_on_leakage},
-        )
-    except (ValueError, ValidationError) as exc:
+    except ValueError as exc:
         raise _usage_error(exc) from None
+    params = {"ratios": dict(zip(split_names, values, strict=True)), "stratify_by": stratify_by}
+    params |= {"group_by": group_by, "previous": previous, "rare_classes": rare_classes}
     try:
-        if not source.is_file():
-            raise InputError(str(source), "cannot read: No such file or directory")
-        if out.exists():
-            raise InputError(str(out), "already exists; choose a new output directory")
-        with atomic_directory(out) as tmp:
-            handles = {name: (tmp / f"{name}.jsonl").open("w", encoding="utf-8") for name in split_names}
-            for record in splitter.run(read_records(source)):  # streams: the splitter holds keys, not records
-                handles[record.split].write(record.to_json() + "\n")  # type: ignore[index]
-            for handle in handles.values():
-                handle.close()
-            with (tmp / "rejects.jsonl").open("w", encoding="utf-8") as rejects:
-                for reject in splitter.rejects:
-                    rejects.write(json.dumps(reject.to_dict(), ensure_ascii=False, sort_keys=True) + "\n")
-            write_json(tmp / "split_report.json", splitter.report)
+        splitter = make_step("split", "stratified", "split", params | {"leakage": {"fail_on_leakage": fail_on_leakage}})
     except CorpusmillError as exc:
         raise _fail(exc) from None
-    report = splitter.report
+    splitter.seed, splitter.label = seed, "split.stratified"
+    result = _run_partial([_input(source, format, read), splitter], out, workers, seed, splits=split_names)
+    report = result.steps[-1].report
     counts = ", ".join(f"{name} {n}" for name, n in report["splits"].items())
     leak = report["leakage"]
     out_console.print(
@@ -386,65 +346,32 @@ def split(
 
 @app.command()
 def augment(
-    source: Annotated[Path, typer.Argument(help="Records JSONL (train records, or unsplit).")],
+    source: Annotated[Path, typer.Argument(help="Records JSONL (train records, or unsplit), or any importable file.")],
     out: Annotated[Path, typer.Option("--out", help="Records JSONL: the inputs plus their variants.")],
-    pivot: Annotated[str, typer.Option(help="Pivot language.")] = "de",
-    backend: Annotated[str, typer.Option(help="ctranslate2 or transformers.")] = "ctranslate2",
-    model_forward: Annotated[str | None, typer.Option(help="Source→pivot model: hub id or local dir.")] = None,
-    model_backward: Annotated[str | None, typer.Option(help="Pivot→source model: hub id or local dir.")] = None,
-    n: Annotated[int, typer.Option(min=1, help="Variants per record.")] = 1,
-    decoding: Annotated[
-        str, typer.Option(help="auto (greedy for one variant, beam for more), greedy, beam or sample.")
-    ] = "auto",
-    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.8,
-    similarity: Annotated[str, typer.Option(help="minilm, chrf or none.")] = "minilm",
-    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    step: Annotated[
+        str, typer.Option("--step", help="An augment step's name, or a YAML file with a step or an 'augment:' list.")
+    ] = "backtranslate",
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="A step parameter KEY=VALUE (YAML value, dotted keys nest), repeatable."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the step's sampling.")] = 0,
     workers: WorkersOption = 1,
+    format: InputFormatOption = "auto",
+    read: ReadOption = None,
 ) -> None:
-    """Back-translate records (source → pivot → source) with MarianMT models."""
-    import shutil
-    import tempfile
+    """Augment records with a registered augment step (`corpusmill steps backtranslate` lists its
+    parameters), e.g. --set 'pivots=[{language: de}]' --set n=2."""
+    from corpusmill.partial import assignments, step_specs
 
-    from pydantic import ValidationError
-
-    from corpusmill.executor import StepRunner
-
-    pivot_spec = {"language": pivot}
-    if model_forward:
-        pivot_spec["forward"] = model_forward
-    if model_backward:
-        pivot_spec["backward"] = model_backward
     try:
-        from augment import BackTranslate
-
-        step = BackTranslate(
-            seed=seed,
-            pivots=[pivot_spec],
-            backend=backend,
-            n=n,
-            decoding=decoding,
-            temperature=temperature,
-            quality={"similarity": similarity},
-        )
-        step.label = "backtranslate"
-        if not source.is_file():
-            raise InputError(str(source), "cannot read: No such file or directory")
-        runner = StepRunner(workers, console)
-        with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp, runner.progress:
-            reports = runner.run_steps("augment", [step], Path(tmp), source)
-            Path(tmp, "records.jsonl").replace(out)
-            shutil.rmtree(Path(tmp) / "rejects", ignore_errors=True)
-    except ValidationError as exc:
-        raise _usage_error(exc) from None
+        steps = step_specs(step, assignments(set_ or [], "--set"), "augment")
+        for augmenter in steps:
+            augmenter.seed = seed
     except CorpusmillError as exc:
         raise _fail(exc) from None
-    stats = reports[0].stats
-    discarded = ", ".join(f"{reason}: {n}" for reason, n in sorted(stats.discarded.items())) or "none"
-    out_console.print(
-        f"{stats.total} records in, {stats.added} variants added; discarded: {discarded}; "
-        f"{stats.metrics['sentences_translated']} sentences translated ({stats.seconds:.1f}s)",
-        highlight=False,
-    )
+    result = _run_partial([_input(source, format, read), *steps], out, workers, seed)
+    _print_steps("Augment steps", result)
     out_console.print(f"Records: {out}", highlight=False)
 
 

@@ -19,7 +19,7 @@ import multiprocessing
 import os
 import shutil
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
@@ -267,31 +267,42 @@ class StepRunner:
                 yield future.result()
 
 
-class LocalExecutor(StepRunner):
-    """Runs a build on this machine with ``workers`` processes for per-record steps."""
+class PipelineRunner(StepRunner):
+    """Runs any list of steps, readers first, as checkpointed segments under ``work_dir``: a
+    rerun after a kill skips every segment whose key still matches. A build runs its whole list
+    here and then writes the release; ``corpusmill import|clean|split|augment`` run a part of one
+    (:mod:`corpusmill.partial`)."""
 
-    def __init__(self, config: BuildConfig, workers: int | None = None, console: Console | None = None) -> None:
+    def __init__(self, work_dir: Path, workers: int | None = None, console: Console | None = None) -> None:
         super().__init__(workers, console)
-        self.config = config
-        self.work_dir = config.resolved_work_dir
+        self.work_dir = work_dir
 
-    # -- public ------------------------------------------------------------------------------
+    def run_pipeline(
+        self, steps: Sequence[PipelineStep], seed: int = 0, specs: Sequence[dict[str, Any]] | None = None
+    ) -> list[SegmentResult]:
+        """Run every segment of ``steps`` in order (``specs``: the steps' specs, when the caller
+        already has them: a reader's spec hashes its whole input)."""
+        spec_of = {id(step): spec for step, spec in zip(steps, specs or [s.spec() for s in steps], strict=True)}
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        segments: list[SegmentResult] = []
+        previous: SegmentResult | None = None
+        with self.progress:
+            for name, segment in plan_segments(steps):
+                segment_key = sha256_json(
+                    {
+                        "input": previous.output_sha256 if previous else None,
+                        "steps": [spec_of[id(step)] for step in segment],
+                        "seed": seed,
+                        "version": __version__,
+                    }
+                )
+                previous = self._run_segment(name, segment, segment_key, previous)
+                segments.append(previous)
+        return segments
 
-    def build(self) -> BuildResult:
-        """Build under two locks, the release's and the work dir's (in that order): builds of one
-        release or one work dir never run side by side; a second one waits, then resumes or finds
-        the release up to date."""
-        release_dir = self.config.release_dir
-        console = self.console
-        with (
-            FileLock(release_dir.parent / f".{release_dir.name}.lock").acquire(
-                on_wait=lambda: console.print(f"waiting for another build of {release_dir}…")
-            ),
-            FileLock(self.work_dir / ".lock").acquire(
-                on_wait=lambda: console.print(f"waiting for another build using {self.work_dir}…")
-            ),
-        ):
-            return self._build_locked()
+    def records_of(self, segment: SegmentResult) -> Path:
+        """The records a finished segment wrote."""
+        return self.work_dir / segment.name / "records.jsonl"
 
     @staticmethod
     def progress_of(work_dir: Path) -> dict[str, Any]:
@@ -301,52 +312,6 @@ class LocalExecutor(StepRunner):
         for marker in sorted(work_dir.glob(f"*/{DONE}")):
             done[marker.parent.name] = json.loads(marker.read_text(encoding="utf-8"))["records_out"]
         return {"segments_done": list(done), "records_out": done}
-
-    # -- the run -----------------------------------------------------------------------------
-
-    def _build_locked(self) -> BuildResult:
-        config = self.config
-        release_dir = config.release_dir
-        steps = config.pipeline()
-        spec_of = {id(step): step.spec() for step in steps}  # a reader's spec hashes its input: once
-        inputs = [
-            {"dataset": step.dataset, "type": step.name, "uri": step.uri, "sha256": spec_of[id(step)]["input"]}
-            for step in steps
-            if isinstance(step, Reader)
-        ]
-        key = sha256_json(
-            {"sources": [entry["sha256"] for entry in inputs], "config": config.as_dict(), "version": __version__}
-        )
-        if release_dir.exists():
-            if existing_release_key(release_dir) == key:
-                try:
-                    verify_release(release_dir)
-                except ReleaseError as exc:
-                    raise ReleaseError(f"{release_dir}: release exists but does not verify: {exc}") from None
-                return BuildResult(release_dir=release_dir, up_to_date=True)
-            raise ReleaseError(
-                f"{release_dir}: release already exists and was built from other inputs or config; "
-                "bump release.version (an existing version is never overwritten)"
-            )
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        result = BuildResult(release_dir=release_dir)
-        previous: SegmentResult | None = None
-        with self.progress:
-            for name, segment in plan_segments(steps):
-                segment_key = sha256_json(
-                    {
-                        "input": previous.output_sha256 if previous else None,
-                        "steps": [spec_of[id(step)] for step in segment],
-                        "seed": config.seed,
-                        "version": __version__,
-                    }
-                )
-                previous = self._run_segment(name, segment, segment_key, previous)
-                result.segments.append(previous)
-        assert previous is not None
-        final_records = self.work_dir / previous.name / "records.jsonl"
-        result.manifest = write_release(config, key, final_records, result.segments, self.work_dir, inputs)
-        return result
 
     def _run_segment(
         self, name: str, steps: list[PipelineStep], key: str, previous: SegmentResult | None
@@ -364,7 +329,7 @@ class LocalExecutor(StepRunner):
             if previous is None:
                 reports = self._read(steps, tmp)  # type: ignore[arg-type]
             else:
-                reports = self.run_steps(name, steps, tmp, self.work_dir / previous.name / "records.jsonl", False)
+                reports = self.run_steps(name, steps, tmp, self.records_of(previous), False)
             output = tmp / "records.jsonl"
             result = SegmentResult(name, key, count_lines(output), sha256_file(output), reports)
             write_json(tmp / DONE, result.to_dict())
@@ -392,5 +357,64 @@ class LocalExecutor(StepRunner):
             rejects.close()
         if not seen:
             where = ", ".join(str(getattr(r.params, "path", r.name)) for r in readers)
+            dropped: Counter[str] = Counter()
+            for reader in readers:
+                dropped.update(reader.stats.dropped)
+            if dropped:
+                reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(dropped.items()))
+                raise InputError(where, f"nothing imported: all {dropped.total()} rows were rejected ({reasons})")
             raise InputError(where, "empty input: the sources hold no records")
         return reports
+
+
+class LocalExecutor(PipelineRunner):
+    """Runs a build on this machine with ``workers`` processes for per-record steps."""
+
+    def __init__(self, config: BuildConfig, workers: int | None = None, console: Console | None = None) -> None:
+        super().__init__(config.resolved_work_dir, workers, console)
+        self.config = config
+
+    def build(self) -> BuildResult:
+        """Build under two locks, the release's and the work dir's (in that order): builds of one
+        release or one work dir never run side by side; a second one waits, then resumes or finds
+        the release up to date."""
+        release_dir = self.config.release_dir
+        console = self.console
+        with (
+            FileLock(release_dir.parent / f".{release_dir.name}.lock").acquire(
+                on_wait=lambda: console.print(f"waiting for another build of {release_dir}…")
+            ),
+            FileLock(self.work_dir / ".lock").acquire(
+                on_wait=lambda: console.print(f"waiting for another build using {self.work_dir}…")
+            ),
+        ):
+            return self._build_locked()
+
+    def _build_locked(self) -> BuildResult:
+        config = self.config
+        release_dir = config.release_dir
+        steps = config.pipeline()
+        specs = [step.spec() for step in steps]  # a reader's spec hashes its input: once
+        inputs = [
+            {"dataset": step.dataset, "type": step.name, "uri": step.uri, "sha256": spec["input"]}
+            for step, spec in zip(steps, specs, strict=True)
+            if isinstance(step, Reader)
+        ]
+        key = sha256_json(
+            {"sources": [entry["sha256"] for entry in inputs], "config": config.as_dict(), "version": __version__}
+        )
+        if release_dir.exists():
+            if existing_release_key(release_dir) == key:
+                try:
+                    verify_release(release_dir)
+                except ReleaseError as exc:
+                    raise ReleaseError(f"{release_dir}: release exists but does not verify: {exc}") from None
+                return BuildResult(release_dir=release_dir, up_to_date=True)
+            raise ReleaseError(
+                f"{release_dir}: release already exists and was built from other inputs or config; "
+                "bump release.version (an existing version is never overwritten)"
+            )
+        result = BuildResult(release_dir=release_dir, segments=self.run_pipeline(steps, config.seed, specs))
+        final_records = self.records_of(result.segments[-1])
+        result.manifest = write_release(config, key, final_records, result.segments, self.work_dir, inputs)
+        return result

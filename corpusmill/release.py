@@ -91,7 +91,7 @@ def write_release(
         plots = {"lengths": plot_lengths(ordered, tmp / "plots" / "lengths.png")}
         if any(summary.labels for summary in ordered.values()):
             plots["labels"] = plot_labels(ordered, tmp / "plots" / "labels.png")
-        accounting = _accounting(steps, segments[-1].records_out)
+        accounting = account_for(steps, segments[-1].records_out)
         (tmp / "README.md").write_text(render_card(config, ordered, schema, steps, accounting, plots), encoding="utf-8")
         manifest = {
             "format": "corpusmill-release/1",
@@ -260,7 +260,7 @@ def _copy_rejects(segments: list[SegmentResult], work_dir: Path, out: Path) -> d
     return counts
 
 
-def _accounting(steps: list[StepReport], released: int) -> dict[str, Any]:
+def account_for(steps: list[StepReport], released: int) -> dict[str, Any]:
     """in = (released - augmented) + rejected, with rejections broken down by step and reason.
 
     Records come in through the readers (steps of kind ``source``) and are added by steps that

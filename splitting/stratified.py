@@ -123,7 +123,7 @@ def previous_splits(release_dir: Path) -> dict[str, str]:
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise InputError(str(manifest_path), f"not a readable release manifest: {exc}") from None
+        raise InputError(str(manifest_path), f"not a readable release or split manifest: {exc}") from None
     out = {}
     for split, info in manifest["splits"].items():
         with (release_dir / info["jsonl"]).open(encoding="utf-8") as handle:

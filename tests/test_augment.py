@@ -313,9 +313,10 @@ def test_augment_through_the_command_line(tiny_marian, tmp_path):
     source = tmp_path / "in.jsonl"
     source.write_text("".join(rec(i, t).to_json() + "\n" for i, t in enumerate(SENTENCES)))
     out = tmp_path / "out.jsonl"
-    models = ["--model-forward", str(forward), "--model-backward", str(backward)]
+    pivots = f"pivots=[{{language: de, forward: '{forward}', backward: '{backward}'}}]"
+    settings = ["--set", pivots, "--set", "n=2", "--set", "quality.similarity=none"]
     done = run_cli(
-        *["augment", str(source), "--out", str(out), *models, "--n", "2", "--similarity", "none", "--workers", "1"],
+        *["augment", str(source), "--out", str(out), "--step", "backtranslate", *settings, "--workers", "1"],
         env={**os.environ, "CORPUSMILL_CACHE": str(tmp_path / "cache")},
     )
     assert done.returncode == 0, done.stderr[-2000:]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from test_build import banking_sources, data_files
 
-HELPER = Path(__file__).parent / "helpers" / "run_build_with_slow_step.py"
+HELPER = Path(__file__).parent / "helpers" / "run_with_slow_step.py"
 CLEAN = [
     {"step": "normalize"},
     {"step": "slow_passthrough", "seconds_per_record": 0.0005},
@@ -23,7 +23,7 @@ CLEAN = [
 
 def run_build(config: Path, **kwargs) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, str(HELPER), str(config), "--workers", "2"],
+        [sys.executable, str(HELPER), "build", str(config), "--workers", "2"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -320,7 +320,7 @@ def test_stratify_by_a_meta_field_balances_that_field():
 
 def test_previous_that_is_not_a_release_is_one_clear_error(tmp_path):
     records = [Record(id=f"r{i}", text=f"t{i}", label="a", source=SOURCE) for i in range(20)]
-    with pytest.raises(InputError, match=r"manifest\.json: not a readable release manifest"):
+    with pytest.raises(InputError, match=r"manifest\.json: not a readable release or split manifest"):
         assign(records, previous=tmp_path)
 
 

@@ -1,4 +1,4 @@
-"""``corpusmill build`` with the test-only slow step registered (run as a subprocess)."""
+"""``corpusmill ARGS`` with the test-only slow step registered (run as a subprocess)."""
 
 import sys
 from pathlib import Path
@@ -10,4 +10,4 @@ import slow_step  # noqa: F401  (registers the step)
 from corpusmill.cli import app
 
 if __name__ == "__main__":
-    app(["build", *sys.argv[1:]], prog_name="corpusmill")
+    app(sys.argv[1:], prog_name="corpusmill")
