@@ -12,7 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pyarrow as pa
-import yaml
+from huggingface_hub import DatasetCardData
 
 from corpusmill import __version__
 from corpusmill.config import BuildConfig
@@ -44,31 +44,31 @@ def size_category(total: int) -> str:
     return "n>1M"
 
 
-def front_matter(config: BuildConfig, summaries: dict[str, SplitSummary], schema: pa.Schema) -> dict[str, Any]:
+def front_matter(config: BuildConfig, summaries: dict[str, SplitSummary], schema: pa.Schema) -> DatasetCardData:
+    """The card's YAML header as ``huggingface_hub`` models it, so the Hub and ``datasets`` read
+    the configs, features and split sizes it declares."""
     total = sum(summary.records for summary in summaries.values())
-    meta: dict[str, Any] = {
-        "pretty_name": config.release.name,
-        "license": config.release.license,
-        "language": config.release.language,
-        "size_categories": [size_category(total)],
-    }
-    if config.release.task_categories:
-        meta["task_categories"] = config.release.task_categories
-    meta["configs"] = [
-        {
-            "config_name": "default",
-            "data_files": [{"split": name, "path": f"data/{name}-*.parquet"} for name in summaries],
-        }
-    ]
-    meta["dataset_info"] = {
-        "features": [{"name": field.name, **feature_yaml(field.type)} for field in schema],
-        "splits": [
-            {"name": name, "num_bytes": summary.nbytes, "num_examples": summary.records}
-            for name, summary in summaries.items()
+    return DatasetCardData(
+        pretty_name=config.release.name,
+        license=config.release.license,
+        language=config.release.language,
+        size_categories=[size_category(total)],
+        task_categories=config.release.task_categories or None,
+        configs=[
+            {
+                "config_name": "default",
+                "data_files": [{"split": name, "path": f"data/{name}-*.parquet"} for name in summaries],
+            }
         ],
-        "dataset_size": sum(summary.nbytes for summary in summaries.values()),
-    }
-    return meta
+        dataset_info={
+            "features": [{"name": field.name, **feature_yaml(field.type)} for field in schema],
+            "splits": [
+                {"name": name, "num_bytes": summary.nbytes, "num_examples": summary.records}
+                for name, summary in summaries.items()
+            ],
+            "dataset_size": sum(summary.nbytes for summary in summaries.values()),
+        },
+    )
 
 
 def _length_row(name: str, values: list[int]) -> list[Any]:
@@ -100,7 +100,7 @@ def render_card(
     for summary in summaries.values():
         datasets.update(summary.datasets)
 
-    parts = ["---", yaml.safe_dump(front_matter(config, summaries, schema), sort_keys=False).rstrip(), "---", ""]
+    parts = ["---", front_matter(config, summaries, schema).to_yaml().rstrip(), "---", ""]
     parts += [f"# {release.name} {release.version}", ""]
     parts += [release.description or "A corpusmill release.", ""]
     parts += [

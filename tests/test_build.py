@@ -110,6 +110,21 @@ def test_card_reports_counts_labels_lengths_and_plots(banking_release):
     for key in ("config", "config_sha256", "seed", "corpusmill_version", "git_commit", "libraries", "built_at"):
         assert key in manifest
     assert manifest["files"]["data/train-00000-of-00001.parquet"]["sha256"]
+    # The YAML header, as the Hub reads it: each split's size and files, and the parquet's columns.
+    from huggingface_hub import DatasetCard
+
+    header = DatasetCard.load(banking_release / "README.md").data
+    assert header.pretty_name == "test" and header.license == "other" and header.language == ["en"]
+    total = sum(info["records"] for info in manifest["splits"].values())
+    assert 1_000 <= total < 10_000 and header.size_categories == ["1K<n<10K"]
+    declared = {split["name"]: split["num_examples"] for split in header.dataset_info["splits"]}
+    assert declared == {name: info["records"] for name, info in manifest["splits"].items()}
+    assert [config["config_name"] for config in header.configs] == ["default"]
+    files = {entry["split"]: entry["path"] for entry in header.configs[0]["data_files"]}
+    assert files == {name: f"data/{name}-*.parquet" for name in ("train", "validation", "test")}
+    assert list(files) == ["train", "validation", "test"]  # in the config's order, train first
+    columns = pq.read_schema(banking_release / "data" / "train-00000-of-00001.parquet").names
+    assert [feature["name"] for feature in header.dataset_info["features"]] == columns
 
 
 @pytest.mark.parametrize("tamper", ["parquet_byte", "jsonl_line", "manifest_count", "reject_line", "extra_file"])
