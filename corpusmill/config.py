@@ -440,48 +440,65 @@ SECTIONS = {
 
 def build_config_schema() -> dict[str, Any]:
     """A JSON Schema of the build config with every registered step's parameters (types,
-    defaults, docs), so YAML editors complete and check a config as ``corpusmill build`` would."""
+    defaults, docs), so YAML editors complete and check a config as ``corpusmill build`` would:
+    either form, sections or one ``steps:`` list."""
     steps = [cls for cls in registered_steps() if cls.kind in {kind for kind, _ in SECTIONS.values()}]
     keyed, schema = models_json_schema(
         [(BuildConfig, "validation"), *((cls.Params, "validation") for cls in steps)],
         title="corpusmill build config",
     )
-    config = schema["$defs"]["BuildConfig"]
+    defs = schema["$defs"]
+    config = defs["BuildConfig"]
     source_keys = {"dataset": SourceSpec.model_fields["dataset"], "on_error": SourceSpec.model_fields["on_error"]}
+
+    def variant(cls: type[PipelineStep], name_key: str, required_name: bool) -> dict[str, Any]:
+        """One step's entry: the key naming it, then its own parameters and nothing else."""
+        params = defs[keyed[(cls.Params, "validation")]["$ref"].rsplit("/", 1)[-1]]
+        own: dict[str, Any] = {name_key: {"const": cls.name, "description": _first_line(cls.__doc__)}}
+        if cls.kind == "source":
+            own |= {
+                key: {"type": "string", "description": field.description or ""} for key, field in source_keys.items()
+            }
+        return {
+            "title": f"{cls.kind} step {cls.name}",
+            "type": "object",
+            "properties": {**own, **params.get("properties", {})},
+            "required": [name_key] * required_name + params.get("required", []),
+            "additionalProperties": False,
+        }
+
     for section, (kind, name_key) in SECTIONS.items():
-        variants = []
-        for cls in (c for c in steps if c.kind == kind):
-            ref = keyed[(cls.Params, "validation")]["$ref"]
-            params = schema["$defs"][ref.rsplit("/", 1)[-1]]
-            own: dict[str, Any] = {name_key: {"const": cls.name, "description": _first_line(cls.__doc__)}}
-            if kind == "source":
-                own |= {
-                    key: {"type": "string", "description": field.description or ""}
-                    for key, field in source_keys.items()
-                }
-            variants.append(
-                {
-                    "title": f"{kind} step {cls.name}",
-                    "type": "object",
-                    "properties": {**own, **params.get("properties", {})},
-                    "required": [name_key, *params.get("required", [])]
-                    if kind != "split"
-                    else params.get("required", []),
-                    "additionalProperties": False,
-                }
-            )
-        items = {"anyOf": variants}
-        if section == "split":
-            config["properties"]["split"] = items
-        else:
-            config["properties"][section] = {"type": "array", "items": items}
+        items = {"anyOf": [variant(cls, name_key, kind != "split") for cls in steps if cls.kind == kind]}
+        config["properties"][section] = items if section == "split" else {"type": "array", "items": items}
     config.pop("title", None)
     config["properties"].pop("base_dir", None)  # set from the file's location, never written in it
+    kind_of_key = {key: SECTIONS[section][0] for key, section in STEP_LIST_KEYS.items() if section in SECTIONS}
+    entries = [variant(cls, key, True) for key, kind in kind_of_key.items() for cls in steps if cls.kind == kind]
+    writer = defs["ReleaseSpec"]
+    entries.append(
+        {
+            "title": "write the release",
+            "type": "object",
+            "properties": {"write": {"const": "release"}, **writer["properties"]},
+            "required": ["write", *writer.get("required", [])],
+            "additionalProperties": False,
+        }
+    )
+    listed = {
+        "title": "a build as one steps list",
+        "type": "object",
+        "properties": {
+            "steps": {"type": "array", "minItems": 2, "items": {"anyOf": entries}},
+            **{key: config["properties"][key] for key in ("seed", "work_dir")},
+        },
+        "required": ["steps"],
+        "additionalProperties": False,
+    }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "corpusmill build config",
-        **config,
-        "$defs": schema["$defs"],
+        "anyOf": [{"title": "a build in sections", **config}, listed],
+        "$defs": defs,
     }
 
 

@@ -116,6 +116,27 @@ def test_the_json_schema_validates_the_demo_config_and_refuses_a_misspelt_key(tm
     wrong_type = copy.deepcopy(demo)
     wrong_type["clean"][1]["min_chars"] = "eight"
     assert list(validator.iter_errors(wrong_type))
+    # The same build as one steps list validates too, and the same mistakes are caught in it.
+    listed = {
+        "seed": demo.get("seed", 0),
+        "steps": [
+            *({"read": s.pop("type"), **s} for s in copy.deepcopy(demo["sources"])),
+            *({"clean": s.pop("step"), **s} for s in copy.deepcopy(demo["clean"])),
+            {
+                "split": demo["split"].get("method", "stratified"),
+                **{k: v for k, v in demo["split"].items() if k != "method"},
+            },
+            *({"augment": s.pop("step"), **s} for s in copy.deepcopy(demo.get("augment", []))),
+            {"write": "release", **demo["release"]},
+        ],
+    }
+    assert list(validator.iter_errors(listed)) == []
+    for index, key in ((1, "min_char"), (-1, "versoin"), (0, "colour")):
+        bad = copy.deepcopy(listed)
+        bad["steps"][index][key] = 3
+        assert list(validator.iter_errors(bad)), (index, key)
+    assert list(validator.iter_errors({**listed, "clean": []}))  # both forms at once
+    assert list(validator.iter_errors({**listed, "steps": [{"clean": "no_such_step"}, listed["steps"][-1]]}))
 
 
 def test_help_keeps_bracketed_text():
