@@ -536,42 +536,12 @@ def serve(
     Without a configured token one is generated and printed with a ready URL (as Jupyter does);
     on loopback, requests must name the bound address in ``Host`` (no DNS rebinding).
     """
-    import ipaddress
-    import os
-    import secrets
+    from corpusmill.service import serve as run_service
 
-    import uvicorn
-
-    from corpusmill.service import create_app
-
-    token = token_file.read_text(encoding="utf-8").strip() if token_file else os.environ.get("CORPUSMILL_TOKEN")
     try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not token and not loopback:
-        console.print(
-            f"[red]error:[/red] no bearer token configured: refusing to listen on {host} "
-            "(set CORPUSMILL_TOKEN or --token-file, or listen on 127.0.0.1)",
-            highlight=False,
-        )
-        raise typer.Exit(2)
-    if not token:
-        token = secrets.token_urlsafe(24)
-        shown = f"[{host}]" if ":" in host else host
-        console.print(f"corpusmill service token: {token}", highlight=False, soft_wrap=True)
-        console.print(f"open http://{shown}:{port}/docs?token={token}", highlight=False, soft_wrap=True)
-    allowed_hosts = {host.strip("[]"), "localhost", "127.0.0.1", "::1"} if loopback else None
-    workspace.mkdir(parents=True, exist_ok=True)
-    app_ = create_app(
-        workspace,
-        token,
-        allow_private_targets,
-        max_jobs,
-        allowed_hosts=allowed_hosts,
-        public_docs=public_docs,
-    )
-    uvicorn.run(app_, host=host, port=port, log_level="warning")
+        run_service(host, port, workspace, token_file, allow_private_targets, max_jobs, public_docs, console)
+    except CorpusmillError as exc:
+        raise _fail(exc) from None
 
 
 @app.command()
@@ -680,69 +650,13 @@ def demo(
     out_console.print(f"Card:   {result.release_dir / 'README.md'}", highlight=False)
     if not train_model:
         return
-    from training import train
-    from training.config import Hyperparameters, TrainConfig
+    from corpusmill.demo.training import train_demo_models
 
     try:
-        if not skip_classifier:
-            run_dir = out_dir / "model"
-            report = _demo_run(run_dir, "Fine-tuning MiniLM on the demo release (4 epochs, CPU)…") or train(
-                result.release_dir,
-                "classification",
-                "minilm",
-                run_dir,
-                TrainConfig(
-                    hyperparameters=Hyperparameters(learning_rate=2e-4, epochs=4, batch_size=16, max_length=48, seed=13)
-                ),
-            )
-            metrics = ", ".join(f"{k} {v:.3f}" for k, v in report["test"]["metrics"].items() if k != "loss")
-            out_console.print(f"Intent classifier on test: {metrics}", highlight=False)
-            out_console.print(f"Report: {run_dir / 'report.md'}", highlight=False)
-        chat_dir = out_dir / "chat-model"
-        report = _demo_run(
-            chat_dir, "Fine-tuning SmolLM2-135M-Instruct with LoRA on the FAQ chats (1 epoch, CPU)…"
-        ) or train(
-            result.release_dir,
-            "causal-lm",
-            "smollm2",
-            chat_dir,
-            TrainConfig(
-                method="lora",
-                text_field="messages",
-                max_new_tokens=64,
-                hyperparameters=Hyperparameters(
-                    learning_rate=5e-4, epochs=1, batch_size=4, max_length=192, warmup_ratio=0.0, seed=13
-                ),
-            ),
-        )
+        for line in train_demo_models(result.release_dir, out_dir, skip_classifier, console):
+            out_console.print(line, highlight=False)
     except CorpusmillError as exc:
         raise _fail(exc) from None
-    base, tuned = report["base"]["metrics"], report["test"]["metrics"]
-    out_console.print(
-        f"Chat model on test: perplexity {base['perplexity']:.2f} (base) → {tuned['perplexity']:.2f} (tuned), "
-        f"chrF {base['chrf']:.1f} → {tuned['chrf']:.1f}, MiniLM similarity {base['minilm_cosine']:.3f} → "
-        f"{tuned['minilm_cosine']:.3f}",
-        highlight=False,
-    )
-    example = {key: _one_line(text) for key, text in report["examples"][0].items()}
-    out_console.print(
-        f"  Q: {example['prompt']}\n  base:  {example['base']}\n  tuned: {example['tuned']}", highlight=False
-    )
-    out_console.print(f"Report: {chat_dir / 'report.md'}\nTalk to it: corpusmill chat {chat_dir}", highlight=False)
-
-
-def _one_line(text: str, limit: int = 160) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def _demo_run(run_dir: Path, announce: str) -> dict | None:
-    """An earlier demo's report from ``run_dir`` (the demo reruns in seconds), or None after
-    announcing the training that is about to start."""
-    if (run_dir / "report.json").exists():
-        return json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
-    console.print(announce, highlight=False)
-    return None
 
 
 def print_summary(result: BuildResult) -> None:
