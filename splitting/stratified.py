@@ -84,37 +84,86 @@ def joint_targets(class_sizes: dict[str, int], ratios: dict[str, float]) -> dict
     room = {s: totals[s] - sum(targets[c][s] for c in class_sizes) for s in splits}
     floors = {c: dict(t) for c, t in targets.items()}
     extras = {c: n - sum(targets[c].values()) for c, n in class_sizes.items()}
-    # Classes needing the most extra records (in distinct splits) choose first.
+    # Classes needing the most extra records (in distinct splits) choose first, then the larger, then by name.
     for c in sorted(class_sizes, key=lambda c: (-extras[c], -class_sizes[c], c)):
         fraction = {s: class_sizes[c] * ratios[s] - targets[c][s] for s in splits}
         for s in sorted(splits, key=lambda s: (room[s] <= 0, -fraction[s], splits.index(s)))[: extras[c]]:
             targets[c][s] += 1
             room[s] -= 1
-    # Where the greedy pass overfilled a split, move a rounded-up record to a split with room
-    # (in a class rounded down there): every class stays within one of its exact share.
-    moved = True
-    while moved and any(room[s] < 0 for s in splits):
-        moved = False
-        for over in (s for s in splits if room[s] < 0):
-            for under in (s for s in splits if room[s] > 0):
-                c = next(
-                    (
-                        c
-                        for c in sorted(targets)
-                        if targets[c][over] > floors[c][over] and targets[c][under] == floors[c][under]
-                    ),
-                    None,
-                )
-                if c is not None:
-                    targets[c][over] -= 1
-                    targets[c][under] += 1
-                    room[over] += 1
-                    room[under] -= 1
-                    moved = True
-                    break
-            if moved:
-                break
+    _repair_overfill(targets, floors, room, splits)
     return targets
+
+
+def _repair_overfill(
+    targets: dict[str, dict[str, int]], floors: dict[str, dict[str, int]], room: dict[str, int], splits: list[str]
+) -> None:
+    """Where the greedy pass overfilled a split, move records out until every split total holds.
+
+    A record of class ``c`` may move from split ``a`` to ``b`` when ``c`` was rounded up in ``a``
+    and down in ``b``: ``c`` stays within one of its exact share in both. A direct move to a split
+    with room is taken first; failing that, a chain of such moves through other splits (each
+    passes one record on, so their totals stay), found breadth-first. Per-class shares rounded up
+    or down with every split total rounded too always exist (controlled rounding), and the
+    moves are the augmenting paths of that transportation problem, so one is always found.
+    """
+
+    def mover(a: str, b: str) -> str | None:
+        return next(
+            (c for c in sorted(targets) if targets[c][a] > floors[c][a] and targets[c][b] == floors[c][b]),
+            None,
+        )
+
+    while any(room[s] < 0 for s in splits):
+        path = _direct_move(splits, room, mover) or _chain_of_moves(splits, room, mover)
+        if path is None:  # unreachable (see above); stop rather than loop
+            return
+        for c, a, b in path:
+            targets[c][a] -= 1
+            targets[c][b] += 1
+        room[path[0][1]] += 1
+        room[path[-1][2]] -= 1
+
+
+Move = tuple[str, str, str]
+"""``(class, from split, to split)``: one record of the class changes split."""
+
+
+def _direct_move(splits: list[str], room: dict[str, int], mover: Callable[[str, str], str | None]) -> list[Move] | None:
+    for over in (s for s in splits if room[s] < 0):
+        for under in (s for s in splits if room[s] > 0):
+            c = mover(over, under)
+            if c is not None:
+                return [(c, over, under)]
+    return None
+
+
+def _chain_of_moves(
+    splits: list[str], room: dict[str, int], mover: Callable[[str, str], str | None]
+) -> list[Move] | None:
+    """The shortest chain of moves from an overfilled split to one with room (breadth-first)."""
+    for over in (s for s in splits if room[s] < 0):
+        came_from: dict[str, Move | None] = {over: None}
+        frontier = [over]
+        while frontier:
+            reached = []
+            for a in frontier:
+                for b in splits:
+                    if b in came_from:
+                        continue
+                    c = mover(a, b)
+                    if c is None:
+                        continue
+                    came_from[b] = (c, a, b)
+                    if room[b] > 0:
+                        path = []
+                        step = came_from[b]
+                        while step is not None:
+                            path.append(step)
+                            step = came_from[step[1]]
+                        return path[::-1]
+                    reached.append(b)
+            frontier = reached
+    return None
 
 
 def previous_splits(release_dir: Path) -> dict[str, str]:

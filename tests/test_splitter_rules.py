@@ -61,6 +61,19 @@ def test_fill_gives_a_group_that_fits_nowhere_to_the_split_furthest_below_target
     assert fill([1, 3, 3], {"train": 1, "validation": 4, "test": 0})[0] == ["train", "validation", "validation"]
 
 
+def test_fill_moves_on_through_the_splits_in_order_and_never_back():
+    # train is full after one record; validation takes the next while test, further below its
+    # target, waits its turn.
+    assert fill([1] * 5, {"train": 1, "validation": 1, "test": 3})[0] == ["train", "validation", "test", "test", "test"]
+    # A group of 10 passes train (target 3) for validation; the next record goes on to test, not
+    # back to train, though train is further below target.
+    assert fill([10, 1], {"train": 3, "validation": 5, "test": 1})[0] == ["validation", "test"]
+    # A group of 3 overshoots train (target 1) by 2 and so passes it; validation takes it.
+    assert fill([3], {"train": 1, "validation": 2, "test": 5})[0] == ["validation"]
+    # Where no split takes it, the deficit decides, not the target: train is 3 below, test 0.
+    assert fill([10, 1], {"train": 3, "validation": 5, "test": 0})[0] == ["validation", "train"]
+
+
 def test_fill_counts_what_earlier_releases_already_put_in_each_split():
     splits, filled = fill([1, 1], {"train": 3, "validation": 1, "test": 1}, filled={"train": 3})
     assert splits == ["validation", "test"]
@@ -88,6 +101,46 @@ def test_joint_targets_let_the_larger_class_choose_its_extra_record_first():
     }
     # Equal sizes: by name.
     assert joint_targets({"b": 1, "a": 1}, halves) == {"a": {"train": 1, "test": 0}, "b": {"train": 0, "test": 1}}
+
+
+def test_joint_targets_let_the_class_with_more_extra_records_choose_first():
+    """(0.4, 0.3, 0.3): ``b`` (2 records) needs two extra records, ``a`` (1) one; totals are
+    1, 1, 1. ``b`` chooses first, its two largest fractions (train 0.8, validation 0.6); ``a``
+    gets the split left with room."""
+    ratios = dict(zip(THREE, (0.4, 0.3, 0.3), strict=True))
+    assert joint_targets({"a": 1, "b": 2}, ratios) == {
+        "a": {"train": 0, "validation": 0, "test": 1},
+        "b": {"train": 1, "validation": 1, "test": 0},
+    }
+
+
+def test_joint_targets_rank_splits_by_the_fraction_rounding_down_lost():
+    """Two classes of 9 over (0.5, 0.3, 0.2): the class choosing first takes test (1.8 → lost 0.8)
+    and validation (2.7 → lost 0.7), not the splits with the largest exact shares."""
+    ratios = dict(zip(THREE, (0.5, 0.3, 0.2), strict=True))
+    targets = joint_targets({"a": 9, "b": 9}, ratios)
+    assert targets["a"] == {"train": 4, "validation": 3, "test": 2}
+    assert {s: targets["a"][s] + targets["b"][s] for s in THREE} == {"train": 9, "validation": 5, "test": 4}
+
+
+def test_joint_targets_repair_through_a_chain_of_moves_when_no_direct_move_exists():
+    """8 + 2 records over (0.1, 0.2, 0.45, 0.25): split totals 1, 2, 5, 2. The greedy pass leaves
+    dev one over and test one under, and neither class can move a record straight from dev to
+    test within one of its share (a is at its floor in dev, b rounded up in test). A chain does:
+    b moves dev → train, a moves train → test. (Found by the 20,000-case property test: the
+    direct moves alone left 10 cases in 100,000 with split totals off by one.)"""
+    ratios = dict(zip(("train", "validation", "test", "dev"), (0.1, 0.2, 0.45, 0.25), strict=True))
+    assert joint_targets({"a": 8, "b": 2}, ratios) == {
+        "a": {"train": 0, "validation": 2, "test": 4, "dev": 2},
+        "b": {"train": 1, "validation": 0, "test": 1, "dev": 0},
+    }
+
+
+def test_floor_forgives_float_error_but_not_a_whole_unit():
+    from splitting.stratified import _floor
+
+    assert _floor(1500 * 0.7) == 1050  # 1049.9999999999998
+    assert _floor(2.0) == 2 and _floor(2.5) == 2 and _floor(0.0) == 0
 
 
 def test_joint_targets_repair_an_overfilled_split_by_moving_a_rounded_up_record():
@@ -130,11 +183,11 @@ HALVES = {"train": 0.5, "test": 0.5}
 
 
 def test_multi_label_places_the_rarest_label_first_and_its_largest_group_first():
-    """y has one group (R), x two (S of 2 records, T of 1). y first: R ties everywhere and takes
-    train. Then x's largest group, S: x is wanted equally, but test wants more records. Then T:
-    train still wants x."""
-    placed = split_groups({"R": (1, ["y"]), "S": (2, ["x"]), "T": (1, ["x"])}, HALVES)
-    assert placed == {"R": "train", "S": "test", "T": "train"}
+    """y has one group (R), x two (Z of 2 records, T of 1). y first: R ties everywhere and takes
+    train. Then x's largest group, Z (though T comes first by name): x is wanted equally, but test
+    wants more records. Then T: train still wants x."""
+    placed = split_groups({"R": (1, ["y"]), "Z": (2, ["x"]), "T": (1, ["x"])}, HALVES)
+    assert placed == {"R": "train", "Z": "test", "T": "train"}
 
 
 def test_multi_label_puts_a_group_where_its_label_is_most_wanted_before_where_records_are():
@@ -170,6 +223,10 @@ def test_a_group_with_old_records_in_several_splits_follows_most_of_them(tmp_pat
     previous = write_release(tmp_path / "v1", {"train": ["G0"], "test": ["G1", "G2"]})
     placed = split_groups({"G": (4, "a"), "H": (6, "a")}, HALVES, previous=previous)
     assert placed["G"] == "test"  # two of its old records were in test, one in train; G3 is new
+    splitter = StratifiedSplitter(seed=0, ratios=HALVES, previous=previous)
+    records = [Record(id=f"G{i}", text=f"record {i}", label="a", group="G", source=SOURCE) for i in range(4)]
+    splitter.split_records(records)
+    assert splitter.report["previous"] == {"kept": 3, "moved": 1}  # G0 left train to stay with its group
 
 
 def test_multi_label_counts_what_a_previous_release_already_put_in_each_split(tmp_path):
@@ -207,3 +264,97 @@ def test_a_rare_class_with_an_old_record_keeps_its_old_split(tmp_path, policy):
     else:
         assert splits["N0"].reason == "rare_class" and splits["N0"].detail == {"label": "rare"}
     assert splitter.report["rare_classes"] == {"rare": 2}
+
+
+def test_a_class_is_rare_when_a_split_would_expect_under_one_record_or_it_has_fewer_groups_than_splits():
+    singles = {f"t{i}": (1, "ten") for i in range(10)} | {f"n{i}": (1, "nine") for i in range(9)}
+    few_groups = {"g0": (20, "three"), "g1": (20, "three"), "g2": (20, "three"), "h0": (30, "two"), "h1": (30, "two")}
+    splitter = StratifiedSplitter(seed=0)
+    records = [
+        Record(id=f"{g}-{i}", text=f"record {i} of {g}", label=label, group=g, source=SOURCE)
+        for g, (size, label) in (singles | few_groups).items()
+        for i in range(size)
+    ]
+    splitter.split_records(records)
+    # 10 × 0.1 = 1 record expected in validation: enough; 9 × 0.1 is not. Three groups fill three
+    # splits; two cannot.
+    assert splitter.report["rare_classes"] == {"nine": 9, "two": 60}
+    assert splitter.report["rare_policy"] == "train"
+    dropping = StratifiedSplitter(seed=0, rare_classes="drop")
+    dropping.split_records(records)
+    assert dropping.report["rare_policy"] == "drop"
+    with pytest.raises(Exception) as info:
+        StratifiedSplitter(seed=0, rare_classes="error").split_records(records)
+    assert str(info.value) == "split: classes too small for every split (rare_classes: error): nine (9), two (60)"
+
+
+def test_fail_on_leakage_names_the_count_and_the_setting():
+    records = [Record(id=f"r{i}", text="the very same sentence here", source=SOURCE) for i in range(40)]
+    with pytest.raises(Exception) as info:
+        StratifiedSplitter(seed=0, leakage={"fail_on_leakage": True}).split_records(records)
+    leaked = StratifiedSplitter(seed=0).split_records(records).count("train")
+    assert str(info.value) == (
+        f"split: leakage across splits: {40 - leaked} train records duplicate validation/test records "
+        "(see the split report); fail_on_leakage is set"
+    )
+
+
+def test_the_card_section_is_empty_without_a_report():
+    from corpusmill.reports import StepReport, StepStats
+
+    splitter = StratifiedSplitter(seed=0)
+    assert splitter.card_section(StepReport("split.stratified", "stratified", "split", StepStats())) == ""
+
+
+def test_an_empty_group_value_groups_nothing_and_a_missing_stratum_is_no_class():
+    records = [
+        Record(
+            id=f"r{i}", text=f"record {i}", label="a", meta={"conv": "", "tier": "gold"} if i % 2 else {}, source=SOURCE
+        )
+        for i in range(60)
+    ]
+    splits = StratifiedSplitter(seed=0, group_by="meta.conv").split_records(records)
+    assert len({s for r, s in zip(records, splits, strict=True) if r.meta.get("conv") == ""}) == 3  # not one group
+    splitter = StratifiedSplitter(seed=0, stratify_by="meta.tier")
+    splitter.split_records(records)
+    assert set(splitter.report["classes"]) == {"gold"}  # the records without a tier are no class "None"
+
+
+def test_multi_label_unlabelled_groups_go_where_records_are_most_wanted():
+    """After the labelled groups, the unlabelled ones fill each split towards its record share."""
+    groups = {f"L{i}": (1, [f"tag{i % 4}"]) for i in range(100)} | {f"U{i:02d}": (1, None) for i in range(100)}
+    placed = split_groups(groups, {"train": 0.8, "validation": 0.1, "test": 0.1})
+    unlabelled = Counter(split for group, split in placed.items() if group.startswith("U"))
+    assert unlabelled == {"train": 80, "validation": 10, "test": 10}
+    other_seed = StratifiedSplitter(seed=5).split_records(
+        [Record(id=f"{g}0", text=f"record of {g}", label=lb, group=g, source=SOURCE) for g, (_, lb) in groups.items()]
+    )
+    assert [s for s, g in zip(other_seed, groups, strict=True) if g.startswith("U")] != [
+        placed[g] for g in groups if g.startswith("U")
+    ]  # the unlabelled groups' order is the seed's
+
+
+def test_multi_label_takes_a_plain_string_label_as_one_label():
+    """A plain string among list labels is one label, not its characters: as the list form."""
+    as_lists = split_groups({"R": (1, ["yy"]), "Z": (2, ["xx"]), "T": (1, ["xx"])}, HALVES)
+    mixed = split_groups({"R": (1, ["yy"]), "Z": (2, ["xx"]), "T": (1, "xx")}, HALVES)
+    assert mixed == as_lists == {"R": "train", "Z": "test", "T": "train"}
+
+
+def test_multi_label_counts_the_records_a_previous_release_placed(tmp_path):
+    """P (2 records) stayed in train; S's label z is new, wanted equally everywhere: S goes where
+    records are wanted, test (1.5 wanted) rather than train (1.5 - 2)."""
+    previous = write_release(tmp_path / "v1", {"train": ["P0", "P1"], "test": []})
+    placed = split_groups({"P": (2, ["x"]), "S": (1, ["z"])}, HALVES, previous=previous)
+    assert placed == {"P": "train", "S": "test"}
+
+
+def test_unlabelled_records_count_what_a_previous_release_placed(tmp_path):
+    previous = write_release(tmp_path / "v1", {"train": ["P0", "P1", "Q0", "Q1"], "test": []})
+    groups = {"P": (2, None), "Q": (2, None)} | {f"N{i}": (1, None) for i in range(6)}
+    placed = split_groups(groups, HALVES, previous=previous)
+    sizes = {group: size for group, (size, _) in groups.items()}
+    totals = Counter()
+    for group, split in placed.items():
+        totals[split] += sizes[group]
+    assert placed["P"] == placed["Q"] == "train" and totals == {"train": 5, "test": 5}
