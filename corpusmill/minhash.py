@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,34 +105,91 @@ class MinHasher:
         return x
 
 
+Candidates = list[tuple[np.ndarray, np.ndarray]]
+"""Per LSH band, the rows that share an earlier row's band key, and those earlier rows."""
+
+FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+FNV_PRIME = np.uint64(0x100000001B3)
+
+
+def band_keys(signatures: np.ndarray, threshold: float) -> np.ndarray:
+    """Each LSH band of each signature as one 64-bit key (FNV-1a over the band's values), bands
+    and rows from :func:`optimal_bands`: 8 bytes a band where the band's rows take 4 each, so a
+    corpus's keys fit where its signatures would not. A key collision only proposes a candidate,
+    which is then checked on the signatures."""
+    count, num_perm = signatures.shape
+    bands, rows = optimal_bands(threshold, num_perm)
+    keys = np.empty((count, bands), dtype=np.uint64)
+    for band in range(bands):
+        key = np.full(count, FNV_OFFSET, dtype=np.uint64)
+        for column in range(band * rows, (band + 1) * rows):
+            key ^= signatures[:, column]
+            key *= FNV_PRIME  # wraps modulo 2**64, as FNV wants
+        keys[:, band] = key
+    return keys
+
+
+def band_candidates(keys: np.ndarray) -> Candidates:
+    """For each band, ``(index, first)``: every row whose band key an earlier row had, with the
+    earliest row that had it, in row order. Found by sorting each band's keys (no dict of one
+    entry per row)."""
+    count = len(keys)
+    out = []
+    for band in range(keys.shape[1]):
+        order = np.argsort(keys[:, band], kind="stable")
+        ordered = keys[order, band]
+        starts = np.ones(count, dtype=bool)
+        starts[1:] = ordered[1:] != ordered[:-1]
+        first = order[np.maximum.accumulate(np.where(starts, np.arange(count), 0))]
+        index, first = order[~starts], first[~starts]
+        by_row = np.argsort(index, kind="stable")
+        out.append((index[by_row], first[by_row]))
+    return out
+
+
+def cluster_roots(
+    candidates: list[tuple[np.ndarray, np.ndarray]],
+    count: int,
+    threshold: float,
+    signature: Callable[[int], np.ndarray],
+) -> np.ndarray:
+    """Each row's cluster root (its cluster's first member): band by band, in row order, a row
+    joins the cluster of the earlier row sharing its band when its estimated Jaccard similarity
+    to that cluster's root reaches ``threshold``. ``signature(i)`` gives row ``i``'s signature;
+    it is asked only for candidates."""
+    parent = np.arange(count)
+
+    def find(i: int) -> int:
+        root = i
+        while parent[root] != root:
+            root = int(parent[root])
+        while parent[i] != root:  # path compression
+            parent[i], i = root, int(parent[i])
+        return root
+
+    for index, first in candidates:
+        for i, other in zip(index.tolist(), first.tolist(), strict=True):
+            root_a, root_b = find(other), find(i)
+            if root_a != root_b and float(np.mean(signature(root_a) == signature(i))) >= threshold:
+                parent[max(root_a, root_b)] = min(root_a, root_b)
+    while True:  # every row straight to its root
+        jumped = parent[parent]
+        if np.array_equal(jumped, parent):
+            return parent
+        parent = jumped
+
+
 def near_duplicate_clusters(signatures: np.ndarray, threshold: float) -> tuple[list[int], list[float]]:
     """For each signature row, the index of its cluster's first member and its estimated similarity to it.
 
     LSH bands propose candidates; a candidate joins a cluster only when its estimated Jaccard
     similarity to the cluster's first member reaches ``threshold``.
     """
-    count, num_perm = signatures.shape
+    count = len(signatures)
     if count == 0:
         return [], []
-    bands, rows = optimal_bands(threshold, num_perm)
-    parent = list(range(count))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for band in range(bands):
-        block = np.ascontiguousarray(signatures[:, band * rows : (band + 1) * rows])
-        first: dict[bytes, int] = {}
-        for index in range(count):
-            other = first.setdefault(block[index].tobytes(), index)
-            if other == index:
-                continue
-            root_a, root_b = find(other), find(index)
-            if root_a != root_b and float(np.mean(signatures[root_a] == signatures[index])) >= threshold:
-                parent[max(root_a, root_b)] = min(root_a, root_b)
-    roots = [find(i) for i in range(count)]
-    similarity = [float(np.mean(signatures[r] == signatures[i])) for i, r in enumerate(roots)]
-    return roots, similarity
+    roots = cluster_roots(band_candidates(band_keys(signatures, threshold)), count, threshold, signatures.__getitem__)
+    similarity = np.ones(count)
+    joined = np.flatnonzero(roots != np.arange(count))
+    similarity[joined] = (signatures[roots[joined]] == signatures[joined]).mean(axis=1)
+    return roots.tolist(), similarity.tolist()

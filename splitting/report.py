@@ -5,14 +5,22 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from corpusmill.minhash import MinHasher, ShingleSettings, near_duplicate_clusters, normalise
+from corpusmill.minhash import (
+    MinHasher,
+    ShingleSettings,
+    band_candidates,
+    band_keys,
+    cluster_roots,
+    normalise,
+    optimal_bands,
+)
 from corpusmill.reports import markdown_table
 from corpusmill.steps import SplitKey
 
@@ -55,26 +63,28 @@ def _distribution(counts: Counter[str]) -> dict[str, float]:
 
 
 def leakage(
-    keys: Sequence[SplitKey], splits: Sequence[str], bodies: Iterable[str], settings: LeakageSettings
+    keys: Sequence[SplitKey], splits: Sequence[str], bodies: Callable[[], Iterable[str]], settings: LeakageSettings
 ) -> dict[str, Any]:
     """Validation/test records whose text (exactly, or nearly) is also in train.
 
-    ``bodies`` streams the records' texts in ``keys`` order: each is hashed and MinHashed in
-    batches, so only a digest and a signature per record are held, never the texts."""
+    ``bodies()`` streams the records' texts in ``keys`` order. A first pass keeps, per record, a
+    64-bit digest and the LSH band keys of its MinHash signature (about 80 bytes, where the
+    signature is 512); a second pass recomputes signatures for the records that share a band
+    with another, the only ones whose similarity is ever checked. The texts are never held."""
     result: dict[str, Any] = {"checked": settings.check, "exact": 0, "near": 0, "total": 0, "pairs": []}
     if not settings.check or not keys:
         return result
     hasher = MinHasher(ShingleSettings(settings.shingle, settings.shingle_size))
     count = len(keys)
     digests = np.empty(count, dtype=np.uint64)  # 8 bytes a record: a 64-bit hash of the normalised text
-    signatures = np.empty((count, hasher.num_perm), dtype=np.uint32)
+    band_count, _ = optimal_bands(settings.threshold, hasher.num_perm)
+    bands = np.empty((count, band_count), dtype=np.uint64)
     done = 0
-    stream = iter(bodies)
-    while batch := list(islice(stream, SIGNATURE_BATCH)):
+    for batch in _batches(bodies()):
         if done + len(batch) > count:
             raise ValueError(f"more texts than the {count} records")
         digests[done : done + len(batch)] = [_text_digest(body) for body in batch]
-        signatures[done : done + len(batch)] = hasher.signatures(batch)
+        bands[done : done + len(batch)] = band_keys(hasher.signatures(batch), settings.threshold)
         done += len(batch)
     if done != count:
         raise ValueError(f"{done} texts for {count} records")
@@ -94,9 +104,13 @@ def leakage(
             "similarity": 1.0,
         }
     del digests, train_digests, first, position
-    roots, _ = near_duplicate_clusters(signatures, settings.threshold)
-    del signatures
-    root_of = np.asarray(roots, dtype=np.int64)
+    candidates = band_candidates(bands)
+    del bands
+    rows = np.unique(np.concatenate([np.concatenate(pair) for pair in candidates] or [np.empty(0, dtype=np.int64)]))
+    signatures = _signatures_of(rows, hasher, bodies())
+    roots = cluster_roots(candidates, count, settings.threshold, lambda i: signatures[int(np.searchsorted(rows, i))])
+    del candidates
+    root_of = roots
     joined = root_of != np.arange(count)  # a record that joined an earlier record's cluster
     in_clusters = np.flatnonzero(np.isin(root_of, root_of[joined]))  # every member of a cluster of 2 or more
     members: dict[int, list[int]] = defaultdict(list)
@@ -122,6 +136,37 @@ def leakage(
     return result
 
 
+def _batches(bodies: Iterable[str]) -> Iterator[list[str]]:
+    stream = iter(bodies)
+    while batch := list(islice(stream, SIGNATURE_BATCH)):
+        yield batch
+
+
+def _signatures_of(rows: np.ndarray, hasher: MinHasher, bodies: Iterable[str]) -> np.ndarray:
+    """The MinHash signatures of the texts at ``rows`` (sorted), from a fresh pass over them."""
+    out = np.empty((len(rows), hasher.num_perm), dtype=np.uint32)
+    if not len(rows):
+        return out
+    wanted = iter(rows.tolist())
+    target = next(wanted, None)
+    filled = 0
+    picked: list[str] = []
+    for index, body in enumerate(bodies):
+        if index != target:
+            continue
+        picked.append(body)
+        target = next(wanted, None)
+        if len(picked) == SIGNATURE_BATCH or target is None:
+            out[filled : filled + len(picked)] = hasher.signatures(picked)
+            filled += len(picked)
+            picked = []
+            if target is None:
+                break
+    if filled != len(rows):
+        raise ValueError(f"{filled} texts for {len(rows)} candidate records")
+    return out
+
+
 def _text_digest(body: str) -> int:
     """A 64-bit hash of the normalised text: at a million records, the chance that two different
     texts share one is about 3 in 100 million, and it costs 8 bytes a record in a numpy array
@@ -132,7 +177,7 @@ def _text_digest(body: str) -> int:
 def split_report(
     keys: Sequence[SplitKey],
     splits: Sequence[str],
-    bodies: Iterable[str],
+    bodies: Callable[[], Iterable[str]],
     names: list[str],
     ratios: dict[str, float],
     rare: dict[str, int],

@@ -67,9 +67,13 @@ def _hash(seed: int, key: str) -> bytes:
     return hashlib.sha256(f"{seed}\0{key}".encode()).digest()
 
 
+ROUNDING_SLACK = 1e-9
+"""Float error forgiven when a share is cut to a whole number (1500 × 0.7 = 1049.9999999999998)."""
+
+
 def _floor(value: float) -> int:
     """floor() that does not turn 1500 × 0.7 = 1049.9999999999998 into 1049."""
-    return math.floor(value + 1e-9)
+    return math.floor(value + ROUNDING_SLACK)
 
 
 def joint_targets(class_sizes: dict[str, int], ratios: dict[str, float]) -> dict[str, dict[str, int]]:
@@ -84,23 +88,31 @@ def joint_targets(class_sizes: dict[str, int], ratios: dict[str, float]) -> dict
     room = {s: totals[s] - sum(targets[c][s] for c in class_sizes) for s in splits}
     floors = {c: dict(t) for c, t in targets.items()}
     extras = {c: n - sum(targets[c].values()) for c, n in class_sizes.items()}
-    # Classes needing the most extra records (in distinct splits) choose first, then the larger, then by name.
+    fractions = {c: {s: n * ratios[s] - floors[c][s] for s in splits} for c, n in class_sizes.items()}
+    # Classes needing the most extra records (in distinct splits) choose first, then the larger,
+    # then by name; a split whose exact share is a whole number never takes an extra record.
     for c in sorted(class_sizes, key=lambda c: (-extras[c], -class_sizes[c], c)):
-        fraction = {s: class_sizes[c] * ratios[s] - targets[c][s] for s in splits}
-        for s in sorted(splits, key=lambda s: (room[s] <= 0, -fraction[s], splits.index(s)))[: extras[c]]:
+        fraction = fractions[c]
+        open_splits = [s for s in splits if fraction[s] > ROUNDING_SLACK]
+        for s in sorted(open_splits, key=lambda s: (room[s] <= 0, -fraction[s], splits.index(s)))[: extras[c]]:
             targets[c][s] += 1
             room[s] -= 1
-    _repair_overfill(targets, floors, room, splits)
+    _repair_overfill(targets, floors, fractions, room, splits)
     return targets
 
 
 def _repair_overfill(
-    targets: dict[str, dict[str, int]], floors: dict[str, dict[str, int]], room: dict[str, int], splits: list[str]
+    targets: dict[str, dict[str, int]],
+    floors: dict[str, dict[str, int]],
+    fractions: dict[str, dict[str, float]],
+    room: dict[str, int],
+    splits: list[str],
 ) -> None:
     """Where the greedy pass overfilled a split, move records out until every split total holds.
 
     A record of class ``c`` may move from split ``a`` to ``b`` when ``c`` was rounded up in ``a``
-    and down in ``b``: ``c`` stays within one of its exact share in both. A direct move to a split
+    and down in ``b`` (and its share of ``b`` is no whole number): ``c`` stays within one of its
+    exact share in both. A direct move to a split
     with room is taken first; failing that, a chain of such moves through other splits (each
     passes one record on, so their totals stay), found breadth-first. Per-class shares rounded up
     or down with every split total rounded too always exist (controlled rounding), and the
@@ -109,7 +121,11 @@ def _repair_overfill(
 
     def mover(a: str, b: str) -> str | None:
         return next(
-            (c for c in sorted(targets) if targets[c][a] > floors[c][a] and targets[c][b] == floors[c][b]),
+            (
+                c
+                for c in sorted(targets)
+                if targets[c][a] > floors[c][a] and targets[c][b] == floors[c][b] and fractions[c][b] > ROUNDING_SLACK
+            ),
             None,
         )
 
@@ -242,7 +258,10 @@ class StratifiedSplitter(Splitter):
             for key in keys
         ]
         kept = [(k, s) for k, s in zip(keys, out, strict=True) if isinstance(s, str)]
-        kept_bodies = (r.body for r, s in zip(records(), out, strict=True) if isinstance(s, str))
+
+        def kept_bodies() -> Iterator[str]:  # the leakage check reads the texts twice
+            return (r.body for r, s in zip(records(), out, strict=True) if isinstance(s, str))
+
         self.report = split_report(
             [k for k, _ in kept],
             [s for _, s in kept],

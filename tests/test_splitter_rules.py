@@ -9,6 +9,7 @@ tests alone leave those rules free to change.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 from corpusmill.schema import Record
 from corpusmill.steps import SplitKey
 from splitting import StratifiedSplitter
-from splitting.stratified import NO_LABEL, _dominant, _dominant_of, joint_targets
+from splitting.stratified import NO_LABEL, _dominant, _dominant_of, _floor, joint_targets
 
 SOURCE = {"kind": "import", "uri": "t", "dataset": "t"}
 THREE = ("train", "validation", "test")
@@ -136,9 +137,39 @@ def test_joint_targets_repair_through_a_chain_of_moves_when_no_direct_move_exist
     }
 
 
-def test_floor_forgives_float_error_but_not_a_whole_unit():
-    from splitting.stratified import _floor
+def test_joint_targets_hold_for_every_small_two_class_case_on_a_grid_of_four_way_ratios():
+    """Exhaustive where chains of moves are needed (about one case in ten thousand at random):
+    two classes of up to 14 records, four splits in twentieths."""
+    names = ("train", "validation", "test", "dev")
+    for parts in itertools.product(range(1, 10), repeat=3):
+        if sum(parts) >= 20:
+            continue
+        ratios = dict(zip(names, [p / 20 for p in (*parts, 20 - sum(parts))], strict=True))
+        for a in range(1, 15):
+            for b in range(1, a + 1):
+                sizes = {"a": a, "b": b}
+                targets = joint_targets(sizes, ratios)
+                for c, n in sizes.items():
+                    assert sum(targets[c].values()) == n
+                    assert all(abs(targets[c][s] - n * r) < 1 for s, r in ratios.items()), (sizes, ratios)
+                total = a + b
+                floors = {s: _floor(total * r) for s, r in ratios.items()}
+                leftover = sorted(names, key=lambda s: -(total * ratios[s] - floors[s]))[: total - sum(floors.values())]
+                expected = {s: floors[s] + (s in leftover) for s in names}
+                assert {s: targets["a"][s] + targets["b"][s] for s in names} == expected, (sizes, ratios)
 
+
+def test_a_whole_number_share_is_never_rounded_up():
+    """10 records over (0.05, 0.05, 0.1, 0.8): 0.5, 0.5, 1 and 8. The extra record goes to train
+    or validation (0.5 → 1), never to dev, whose share is exactly 8, though dev has room left
+    (the totals are 1, 1, 2, 19 with the other class)."""
+    ratios = dict(zip(("train", "validation", "test", "dev"), (0.05, 0.05, 0.1, 0.8), strict=True))
+    targets = joint_targets({"a": 13, "b": 10}, ratios)
+    assert targets["b"]["test"] == 1 and targets["b"]["dev"] == 8
+    assert targets["b"]["train"] + targets["b"]["validation"] == 1
+
+
+def test_floor_forgives_float_error_but_not_a_whole_unit():
     assert _floor(1500 * 0.7) == 1050  # 1049.9999999999998
     assert _floor(2.0) == 2 and _floor(2.5) == 2 and _floor(0.0) == 0
 
@@ -334,10 +365,28 @@ def test_multi_label_unlabelled_groups_go_where_records_are_most_wanted():
     ]  # the unlabelled groups' order is the seed's
 
 
+def test_multi_label_ties_are_broken_by_the_seeded_hash():
+    """Labels with as many groups, and groups of one label with as many records, are taken in
+    the order of a hash seeded by ``seed``: another seed, another placement."""
+    one_group_per_label = {f"G{i}": (1, [f"label{i}"]) for i in range(6)}
+    one_label = {f"G{i}": (1, ["same"]) for i in range(6)}
+    for groups in (one_group_per_label, one_label):
+        placements = set()
+        for seed in range(8):
+            records = [
+                Record(id=f"{g}0", text=f"text of {g}", label=lb, group=g, source=SOURCE)
+                for g, (_, lb) in groups.items()
+            ]
+            placements.add(tuple(StratifiedSplitter(seed=seed, ratios=HALVES).split_records(records)))
+        assert len(placements) > 1
+
+
 def test_multi_label_takes_a_plain_string_label_as_one_label():
     """A plain string among list labels is one label, not its characters: as the list form."""
-    as_lists = split_groups({"R": (1, ["yy"]), "Z": (2, ["xx"]), "T": (1, ["xx"])}, HALVES)
-    mixed = split_groups({"R": (1, ["yy"]), "Z": (2, ["xx"]), "T": (1, "xx")}, HALVES)
+    # R (3 records) takes train, Z test; T goes where its label xx is wanted (train), not where
+    # records are (test), whether its label is written ["xx"] or "xx".
+    as_lists = split_groups({"R": (3, ["yy"]), "Z": (2, ["xx"]), "T": (1, ["xx"])}, HALVES)
+    mixed = split_groups({"R": (3, ["yy"]), "Z": (2, ["xx"]), "T": (1, "xx")}, HALVES)
     assert mixed == as_lists == {"R": "train", "Z": "test", "T": "train"}
 
 
