@@ -148,6 +148,32 @@ def test_lsh_bands_match_the_threshold():
     assert 1 - (1 - 0.95**rows) ** bands > 0.95 and 1 - (1 - 0.5**rows) ** bands < 0.05
 
 
+def test_band_candidates_pair_each_row_with_the_first_row_sharing_its_band():
+    import numpy as np
+
+    from corpusmill.minhash import band_candidates
+
+    keys = np.array([[5, 1], [7, 2], [5, 3], [5, 2], [7, 9]], dtype=np.uint64)
+    (index0, first0), (index1, first1) = band_candidates(keys)
+    assert index0.tolist() == [2, 3, 4] and first0.tolist() == [0, 0, 1]  # in row order
+    assert index1.tolist() == [3] and first1.tolist() == [1]
+
+
+def test_near_duplicate_clusters_join_only_candidates_similar_enough_to_their_root():
+    import numpy as np
+
+    from corpusmill.minhash import near_duplicate_clusters
+
+    rng = np.random.default_rng(0)
+    root = rng.integers(0, 2**32 - 5, 128, dtype=np.uint64).astype(np.uint32)
+    close, far, other = root.copy(), root.copy(), rng.integers(0, 2**32 - 5, 128, dtype=np.uint64).astype(np.uint32)
+    close[:10] += 1  # 118 of 128 equal: 0.92
+    far[14:128] += 1  # 14 of 128 equal, but the first band (14 rows) still matches: a candidate that fails
+    roots, similarity = near_duplicate_clusters(np.stack([root, other, close, far]), 0.8)
+    assert roots == [0, 1, 0, 3]
+    assert similarity == [1.0, 1.0, 118 / 128, 1.0]
+
+
 PII_CASES = [
     ("Write to jane.doe+orders@example.co.uk today", "Write to <EMAIL> today", {"email": 1}),
     ("Call +44 20 7946 0958 or (202) 555-0173.", "Call <PHONE> or <PHONE>.", {"phone": 2}),

@@ -202,6 +202,27 @@ def test_planted_cross_split_duplicates_are_found(banking):
         StratifiedSplitter(seed=5, leakage={**leakage, "fail_on_leakage": True}).split_records(records)
 
 
+def test_the_leakage_check_recomputes_signatures_only_for_records_sharing_a_band(banking, monkeypatch):
+    """The first pass keeps band keys; only records with a band in common with another get their
+    full signature again, so a corpus with few near-duplicates holds few signatures."""
+    from corpusmill.minhash import MinHasher
+
+    computed: list[int] = []
+    original = MinHasher.signatures
+
+    def counting(self, texts):
+        computed.append(len(texts))
+        return original(self, texts)
+
+    monkeypatch.setattr(MinHasher, "signatures", counting)
+    records = banking[:3000]
+    splitter = StratifiedSplitter(seed=5)
+    splitter.split_records(records)
+    first_pass, second_pass = sum(computed[:1]), sum(computed[1:])
+    assert first_pass == 3000 and 0 < second_pass < 600, computed  # Banking77 has some near-duplicates
+    assert splitter.report["leakage"]["near"] + splitter.report["leakage"]["exact"] > 0
+
+
 def test_joint_targets_hold_per_class_and_in_total():
     sizes = {f"c{i}": 7 + 13 * i for i in range(20)}
     targets = joint_targets(sizes, RATIOS)
