@@ -345,12 +345,14 @@ class PipelineRunner(StepRunner):
             with (out / "records.jsonl").open("w", encoding="utf-8") as handle:
                 for reader in readers:
                     reader.reject_sink = rejects.sink(f"{reader.label}.jsonl")
-                    for record in reader.run():
+                    for count, record in enumerate(reader.run(), start=1):
                         seen[record.id] += 1
                         if seen[record.id] > 1:
                             record.id = f"{record.id}-{seen[record.id]}"
                         handle.write(record.to_json() + "\n")
-                        self.progress.advance(task)
+                        if count % CHUNK_SIZE == 0:  # the bar moves a shard at a time, as elsewhere
+                            self.progress.advance(task, CHUNK_SIZE)
+                    self.progress.advance(task, reader.stats.kept % CHUNK_SIZE)
                     reader.reject_sink = None
                     reports.append(_report(reader, reader.stats))
         finally:
