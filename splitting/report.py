@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import math
+import tempfile
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -63,14 +64,15 @@ def _distribution(counts: Counter[str]) -> dict[str, float]:
 
 
 def leakage(
-    keys: Sequence[SplitKey], splits: Sequence[str], bodies: Callable[[], Iterable[str]], settings: LeakageSettings
+    keys: Sequence[SplitKey], splits: Sequence[str], bodies: Iterable[str], settings: LeakageSettings
 ) -> dict[str, Any]:
     """Validation/test records whose text (exactly, or nearly) is also in train.
 
-    ``bodies()`` streams the records' texts in ``keys`` order. A first pass keeps, per record, a
+    ``bodies`` streams the records' texts in ``keys`` order, once. Per record, memory keeps a
     64-bit digest and the LSH band keys of its MinHash signature (about 80 bytes, where the
-    signature is 512); a second pass recomputes signatures for the records that share a band
-    with another, the only ones whose similarity is ever checked. The texts are never held."""
+    signature is 512); the signatures go to a temporary file, from which only the records that
+    share a band with another — the only ones whose similarity is ever checked — are read back.
+    The texts are never held."""
     result: dict[str, Any] = {"checked": settings.check, "exact": 0, "near": 0, "total": 0, "pairs": []}
     if not settings.check or not keys:
         return result
@@ -80,34 +82,37 @@ def leakage(
     band_count, _ = optimal_bands(settings.threshold, hasher.num_perm)
     bands = np.empty((count, band_count), dtype=np.uint64)
     done = 0
-    for batch in _batches(bodies()):
-        if done + len(batch) > count:
-            raise ValueError(f"more texts than the {count} records")
-        digests[done : done + len(batch)] = [_text_digest(body) for body in batch]
-        bands[done : done + len(batch)] = band_keys(hasher.signatures(batch), settings.threshold)
-        done += len(batch)
-    if done != count:
-        raise ValueError(f"{done} texts for {count} records")
-    in_train = np.fromiter((split == "train" for split in splits), dtype=bool, count=count)
-    train_index = np.flatnonzero(in_train)
-    train_digests, first = np.unique(digests[train_index], return_index=True)  # each text's first train record
-    others = np.flatnonzero(~in_train)
-    position = np.minimum(np.searchsorted(train_digests, digests[others]), max(len(train_digests) - 1, 0))
-    exact = train_digests[position] == digests[others] if len(train_digests) else np.zeros(len(others), dtype=bool)
-    leaked: dict[int, dict[str, Any]] = {}
-    for index, at in zip(others[exact].tolist(), position[exact].tolist(), strict=True):
-        leaked[index] = {
-            "kind": "exact",
-            "train_id": keys[int(train_index[first[at]])].id,
-            "id": keys[index].id,
-            "split": splits[index],
-            "similarity": 1.0,
-        }
-    del digests, train_digests, first, position
-    candidates = band_candidates(bands)
-    del bands
-    rows = np.unique(np.concatenate([np.concatenate(pair) for pair in candidates] or [np.empty(0, dtype=np.int64)]))
-    signatures = _signatures_of(rows, hasher, bodies())
+    with tempfile.TemporaryFile() as spilled:  # the signatures, in record order, until the candidates are known
+        for batch in _batches(bodies):
+            if done + len(batch) > count:
+                raise ValueError(f"more texts than the {count} records")
+            digests[done : done + len(batch)] = [_text_digest(body) for body in batch]
+            signatures = hasher.signatures(batch)
+            bands[done : done + len(batch)] = band_keys(signatures, settings.threshold)
+            spilled.write(signatures.tobytes())
+            done += len(batch)
+        if done != count:
+            raise ValueError(f"{done} texts for {count} records")
+        in_train = np.fromiter((split == "train" for split in splits), dtype=bool, count=count)
+        train_index = np.flatnonzero(in_train)
+        train_digests, first = np.unique(digests[train_index], return_index=True)  # each text's first train record
+        others = np.flatnonzero(~in_train)
+        position = np.minimum(np.searchsorted(train_digests, digests[others]), max(len(train_digests) - 1, 0))
+        exact = train_digests[position] == digests[others] if len(train_digests) else np.zeros(len(others), dtype=bool)
+        leaked: dict[int, dict[str, Any]] = {}
+        for index, at in zip(others[exact].tolist(), position[exact].tolist(), strict=True):
+            leaked[index] = {
+                "kind": "exact",
+                "train_id": keys[int(train_index[first[at]])].id,
+                "id": keys[index].id,
+                "split": splits[index],
+                "similarity": 1.0,
+            }
+        del digests, train_digests, first, position
+        candidates = band_candidates(bands)
+        del bands
+        rows = np.unique(np.concatenate([np.concatenate(pair) for pair in candidates] or [np.empty(0, dtype=np.int64)]))
+        signatures = _signatures_of(rows, hasher.num_perm, spilled)
     roots = cluster_roots(candidates, count, settings.threshold, lambda i: signatures[int(np.searchsorted(rows, i))])
     del candidates
     root_of = roots
@@ -142,28 +147,19 @@ def _batches(bodies: Iterable[str]) -> Iterator[list[str]]:
         yield batch
 
 
-def _signatures_of(rows: np.ndarray, hasher: MinHasher, bodies: Iterable[str]) -> np.ndarray:
-    """The MinHash signatures of the texts at ``rows`` (sorted), from a fresh pass over them."""
-    out = np.empty((len(rows), hasher.num_perm), dtype=np.uint32)
-    if not len(rows):
-        return out
-    wanted = iter(rows.tolist())
-    target = next(wanted, None)
-    filled = 0
-    picked: list[str] = []
-    for index, body in enumerate(bodies):
-        if index != target:
-            continue
-        picked.append(body)
-        target = next(wanted, None)
-        if len(picked) == SIGNATURE_BATCH or target is None:
-            out[filled : filled + len(picked)] = hasher.signatures(picked)
-            filled += len(picked)
-            picked = []
-            if target is None:
-                break
-    if filled != len(rows):
-        raise ValueError(f"{filled} texts for {len(rows)} candidate records")
+def _signatures_of(rows: np.ndarray, num_perm: int, spilled: IO[bytes]) -> np.ndarray:
+    """The signatures at ``rows`` (sorted) read back from the spill file, a block at a time."""
+    out = np.empty((len(rows), num_perm), dtype=np.uint32)
+    spilled.seek(0)
+    start = filled = 0
+    while filled < len(rows):
+        block = np.fromfile(spilled, dtype=np.uint32, count=SIGNATURE_BATCH * num_perm).reshape(-1, num_perm)
+        if not len(block):
+            raise ValueError(f"{filled} signatures for {len(rows)} candidate records")
+        wanted = rows[filled : filled + np.searchsorted(rows[filled:], start + len(block))]
+        out[filled : filled + len(wanted)] = block[wanted - start]
+        filled += len(wanted)
+        start += len(block)
     return out
 
 
@@ -177,7 +173,7 @@ def _text_digest(body: str) -> int:
 def split_report(
     keys: Sequence[SplitKey],
     splits: Sequence[str],
-    bodies: Callable[[], Iterable[str]],
+    bodies: Iterable[str],
     names: list[str],
     ratios: dict[str, float],
     rare: dict[str, int],

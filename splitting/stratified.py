@@ -258,10 +258,7 @@ class StratifiedSplitter(Splitter):
             for key in keys
         ]
         kept = [(k, s) for k, s in zip(keys, out, strict=True) if isinstance(s, str)]
-
-        def kept_bodies() -> Iterator[str]:  # the leakage check reads the texts twice
-            return (r.body for r, s in zip(records(), out, strict=True) if isinstance(s, str))
-
+        kept_bodies = (r.body for r, s in zip(records(), out, strict=True) if isinstance(s, str))
         self.report = split_report(
             [k for k, _ in kept],
             [s for _, s in kept],

@@ -202,24 +202,30 @@ def test_planted_cross_split_duplicates_are_found(banking):
         StratifiedSplitter(seed=5, leakage={**leakage, "fail_on_leakage": True}).split_records(records)
 
 
-def test_the_leakage_check_recomputes_signatures_only_for_records_sharing_a_band(banking, monkeypatch):
-    """The first pass keeps band keys; only records with a band in common with another get their
-    full signature again, so a corpus with few near-duplicates holds few signatures."""
+def test_the_leakage_check_holds_signatures_only_for_records_sharing_a_band(banking, monkeypatch):
+    """Memory keeps band keys per record; the signatures (hashed once) are read back only for the
+    records that share a band with another, so a corpus with few near-duplicates holds few."""
     from corpusmill.minhash import MinHasher
+    from splitting import report
 
-    computed: list[int] = []
-    original = MinHasher.signatures
+    hashed: list[int] = []
+    held: list[int] = []
+    original_hash, original_read = MinHasher.signatures, report._signatures_of
 
-    def counting(self, texts):
-        computed.append(len(texts))
-        return original(self, texts)
+    def counting_hash(self, texts):
+        hashed.append(len(texts))
+        return original_hash(self, texts)
 
-    monkeypatch.setattr(MinHasher, "signatures", counting)
-    records = banking[:3000]
+    def counting_read(rows, num_perm, spilled):
+        held.append(len(rows))
+        return original_read(rows, num_perm, spilled)
+
+    monkeypatch.setattr(MinHasher, "signatures", counting_hash)
+    monkeypatch.setattr(report, "_signatures_of", counting_read)
     splitter = StratifiedSplitter(seed=5)
-    splitter.split_records(records)
-    first_pass, second_pass = sum(computed[:1]), sum(computed[1:])
-    assert first_pass == 3000 and 0 < second_pass < 600, computed  # Banking77 has some near-duplicates
+    splitter.split_records(banking[:3000])
+    assert sum(hashed) == 3000  # each text hashed once
+    assert len(held) == 1 and 0 < held[0] < 600, held  # Banking77 has some near-duplicates, not many
     assert splitter.report["leakage"]["near"] + splitter.report["leakage"]["exact"] > 0
 
 
