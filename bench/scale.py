@@ -27,7 +27,7 @@ STEPS = [{"step": "html_to_text"}, {"step": "fix_unicode"}, {"step": "normalize"
 def run(kind: str, workers: int, data: Path) -> float:
     import yaml
 
-    from corpusmill.config import load_clean_steps, load_config
+    from corpusmill.config import load_config, load_step_file
     from corpusmill.executor import LocalExecutor
     from corpusmill.ray_executor import RayExecutor
 
@@ -43,7 +43,7 @@ def run(kind: str, workers: int, data: Path) -> float:
             ),
             encoding="utf-8",
         )
-        config, steps = load_config(config_path), load_clean_steps(config_path)
+        config, steps = load_config(config_path), load_step_file(config_path, "clean")
         if kind == "ray":
             import ray
 

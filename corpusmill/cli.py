@@ -264,16 +264,13 @@ def clean(
     read: ReadOption = None,
 ) -> None:
     """Clean records with the steps of a config's clean section (or a sensible default set)."""
-    from corpusmill.config import label_steps, load_clean_steps, make_step
+    from corpusmill.config import load_step_file, make_steps
 
     try:
         if config is not None:
-            steps = load_clean_steps(config)
+            steps = load_step_file(config, "clean")
         else:
-            defaults = [
-                make_step("clean", spec.pop("step"), f"clean[{i}]", spec) for i, spec in enumerate(DEFAULT_CLEAN)
-            ]
-            steps = label_steps(defaults, "clean.")
+            steps = make_steps(DEFAULT_CLEAN, "clean", "clean", {})
     except CorpusmillError as exc:
         raise _fail(exc) from None
     result = _run_partial([_input(source, format, read), *steps], out, workers)

@@ -241,8 +241,10 @@ class BuildConfig(BaseModel):
         self.make_augmenters()
 
 
-def load_clean_steps(path: Path) -> list[PipelineStep]:
-    """The ``clean`` list of a YAML file (a build config or a file holding only ``clean:``)."""
+def load_step_file(path: Path, kind: str, settings: dict[str, Any] | None = None) -> list[PipelineStep]:
+    """Steps of one kind from a YAML file: a build config or a file with its ``<kind>:`` list,
+    a bare list of ``{step: NAME, …}``, or one such step, whose parameters ``settings`` (the
+    command line's ``--set``) may add to or override."""
     where = str(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -250,20 +252,30 @@ def load_clean_steps(path: Path) -> list[PipelineStep]:
         raise ConfigError(where, "", f"cannot read: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(where, "", f"invalid YAML: {exc}") from None
-    specs = data.get("clean") if isinstance(data, dict) else None
-    if not isinstance(specs, list):
-        raise ConfigError(where, "clean", "must be a list of steps")
+    if isinstance(data, dict) and "step" not in data:
+        data = data.get(kind)
+        if not isinstance(data, list):
+            raise ConfigError(where, kind, "must be a list of steps")
+    entries = data if isinstance(data, list) else [data]
+    if settings and len(entries) != 1:
+        raise ConfigError(where, kind, "--set applies to one step; this file holds several")
+    return make_steps(entries, kind, where, settings or {})
+
+
+def make_steps(entries: list[Any], kind: str, where: str, settings: dict[str, Any]) -> list[PipelineStep]:
+    """Build ``{step: NAME, **params}`` entries as labelled steps (``<kind>.<name>``); an error
+    names ``where`` and the entry (``clean[1].min_chars``)."""
     steps = []
-    for index, spec in enumerate(specs):
+    for index, entry in enumerate(entries):
         try:
-            parsed = StepSpec.model_validate(spec)
+            parsed = StepSpec.model_validate(entry)
         except ValidationError as exc:
-            raise ConfigError(where, f"clean[{index}]", _clean_msg(exc.errors()[0]["msg"])) from None
+            raise ConfigError(where, f"{kind}[{index}]", _clean_msg(exc.errors()[0]["msg"])) from None
         try:
-            steps.append(make_step("clean", parsed.step, f"clean[{index}]", parsed.step_params))
+            steps.append(make_step(kind, parsed.step, f"{kind}[{index}]", {**parsed.step_params, **settings}))
         except ConfigError as exc:
             raise exc.at(where) from None
-    return label_steps(steps, "clean.")
+    return label_steps(steps, f"{kind}.")
 
 
 def _step_class(kind: str, name: str, path: str) -> type[PipelineStep]:

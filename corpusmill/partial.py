@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from rich.console import Console
 
-from corpusmill.config import StepSpec, label_steps, make_step
+from corpusmill.config import load_step_file, make_step, make_steps
 from corpusmill.errors import ConfigError, CorpusmillError, InputError
 from corpusmill.executor import PipelineRunner
 from corpusmill.io import atomic_directory, atomic_write, write_json
@@ -95,33 +95,9 @@ def input_reader(source: Path, format: str = "auto", options: dict[str, Any] | N
 def step_specs(spec: str, settings: dict[str, Any], kind: str) -> list[PipelineStep]:
     """Steps from ``--step NAME`` plus ``--set`` parameters, or from a YAML file holding one step
     (``{step: NAME, …}``) or a list of them (the ``augment:``/``clean:`` list of a build config)."""
-    path = Path(spec)
-    if path.suffix in (".yaml", ".yml"):
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(spec, "", f"cannot read: {exc.strerror}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(spec, "", f"invalid YAML: {exc}") from None
-        if isinstance(data, dict) and kind in data:
-            data = data[kind]
-        entries = data if isinstance(data, list) else [data]
-        where = spec
-    else:
-        entries, where = [{"step": spec}], "--step"
-    steps = []
-    for index, entry in enumerate(entries):
-        if not isinstance(entry, dict) or "step" not in entry:
-            raise ConfigError(where, f"{kind}[{index}]", "a step is a mapping with a 'step' key")
-        parsed = StepSpec.model_validate(entry)
-        params = {**parsed.step_params, **(settings if len(entries) == 1 else {})}
-        try:
-            steps.append(make_step(kind, parsed.step, f"{kind}[{index}]", params))
-        except ConfigError as exc:
-            raise exc.at(where) from None
-    if settings and len(entries) > 1:
-        raise ConfigError("--set", "", "--set applies to one step; this file holds several")
-    return label_steps(steps, f"{kind}.")
+    if Path(spec).suffix in (".yaml", ".yml"):
+        return load_step_file(Path(spec), kind, settings)
+    return make_steps([{"step": spec}], kind, "--step", settings)
 
 
 def run_partial(
