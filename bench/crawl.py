@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from quiet import NoiseMonitor, process_cpu_seconds, spread
+from quiet import NoiseMonitor, machine_busy_seconds, process_cpu_seconds, spread
 
 WORDS = ["parcel", "delivery", "locker", "refund", "tracking", "address", "driver", "depot", "label", "return"]
 
@@ -136,24 +136,17 @@ process.start()
 """
 
 
-def busy_cpu_seconds() -> float:
-    """CPU seconds the whole machine has spent busy (not idle, not waiting on I/O) since boot."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
 def timed_child(command: list[str], server_pid: int) -> tuple[float, float]:
     """Wall seconds and CPU seconds of one crawl: the machine's busy time less the site server's.
 
     Counting the crawl's own process tree is not enough: a forkserver and the pool workers it
     forks are not reaped by the crawl, so ``RUSAGE_CHILDREN`` misses them.
     """
-    busy, served = busy_cpu_seconds(), process_cpu_seconds(server_pid)
+    busy, served = machine_busy_seconds(), process_cpu_seconds(server_pid)
     started = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
     elapsed = time.perf_counter() - started
-    return elapsed, (busy_cpu_seconds() - busy) - (process_cpu_seconds(server_pid) - served)
+    return elapsed, (machine_busy_seconds() - busy) - (process_cpu_seconds(server_pid) - served)
 
 
 def lines(path: Path) -> int:

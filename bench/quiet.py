@@ -9,6 +9,7 @@ library measures *other* processes' use of the machine.
 from __future__ import annotations
 
 import os
+import resource
 import statistics
 import time
 from pathlib import Path
@@ -26,23 +27,33 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def others_cpu_seconds() -> float:
-    """CPU seconds used so far by every process but this one (its reaped children count as its own)."""
-    return sum(
-        process_cpu_seconds(int(entry.name))
-        for entry in Path("/proc").iterdir()
-        if entry.name.isdigit() and int(entry.name) != os.getpid()
+def machine_busy_seconds() -> float:
+    """CPU seconds every core has spent busy since boot (``/proc/stat``'s first line)."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(
+        int, Path("/proc/stat").read_text().splitlines()[0].split()[1:9]
     )
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """This process's CPU seconds and those of every child it has waited for."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 class NoiseMonitor:
-    """Started before the runs, read after them: how many cores the rest of the machine used."""
+    """Started before the runs, read after them: how many cores the rest of the machine used.
+
+    Counted from the machine's busy time less this process tree's own, so a process that started
+    and ended between the two readings counts too (summing ``/proc/<pid>`` at the end misses it:
+    a test run that came and went during a benchmark once read as "quiet")."""
 
     def __init__(self) -> None:
-        self.cpu, self.started = others_cpu_seconds(), time.monotonic()
+        self.busy, self.own, self.started = machine_busy_seconds(), own_cpu_seconds(), time.monotonic()
 
     def verdict(self) -> str:
-        others = (others_cpu_seconds() - self.cpu) / max(time.monotonic() - self.started, 1e-9)
+        busy, own = machine_busy_seconds() - self.busy, own_cpu_seconds() - self.own
+        others = max(busy - own, 0.0) / max(time.monotonic() - self.started, 1e-9)
         state = "NOISY: do not publish these numbers" if others > NOISE_LIMIT else "quiet"
         return f"other processes used {others:.2f} cores on average during the runs: {state}"
 
