@@ -80,7 +80,7 @@ def assignments(items: Sequence[str], option: str) -> dict[str, Any]:
 def input_reader(source: Path, format: str = "auto", options: dict[str, Any] | None = None, **fixed: Any) -> Reader:
     """The reader for a command's input: the ``import`` source with the importers' options
     (``dataset`` among them: it names the records' source and seeds their ids)."""
-    params = {"path": str(source), "format": format, **(options or {})}
+    params = {"format": format, **(options or {}), "path": str(source)}  # the argument is the path
     dataset = params.pop("dataset", None) or fixed.pop("dataset", None) or source.stem or "input"
     fixed.pop("dataset", None)
     try:
