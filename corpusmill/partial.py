@@ -81,8 +81,8 @@ def input_reader(source: Path, format: str = "auto", options: dict[str, Any] | N
     """The reader for a command's input: the ``import`` source with the importers' options
     (``dataset`` among them: it names the records' source and seeds their ids)."""
     params = {"format": format, **(options or {}), "path": str(source)}  # the argument is the path
-    dataset = params.pop("dataset", None) or fixed.pop("dataset", None) or source.stem or "input"
-    fixed.pop("dataset", None)
+    named = fixed.pop("dataset", None)
+    dataset = params.pop("dataset", None) or named or source.stem or "input"
     try:
         reader = make_step("source", "import", "input", params, dataset=dataset, **fixed)
     except ValueError as exc:  # an unknown format, from the importer's own check
@@ -113,6 +113,8 @@ def run_partial(
     rejects in ``<out stem>.rejects/`` (one file per step that rejected; ``.rejects.jsonl`` for an
     import, whose one step is its reader), or, with ``splits``, a directory of one JSONL per
     split, the split report, the rejects and a manifest that ``split --previous`` reads."""
+    if splits is not None and out.exists():  # before any work, not after it
+        raise InputError(str(out), "already exists; choose a new output directory")
     work_dir = out.parent / f".{out.name}.work"
     runner = PipelineRunner(work_dir, workers, console)
     try:
@@ -171,8 +173,6 @@ def _publish_rejects(runner: PipelineRunner, segments: list[SegmentResult], out:
 def _publish_splits(
     runner: PipelineRunner, segments: list[SegmentResult], records: Path, out: Path, splits: Sequence[str]
 ) -> None:
-    if out.exists():
-        raise InputError(str(out), "already exists; choose a new output directory")
     counts: Counter[str] = Counter()
     with atomic_directory(out) as tmp:
         handles = {name: (tmp / f"{name}.jsonl").open("w", encoding="utf-8") for name in splits}

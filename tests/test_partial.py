@@ -53,6 +53,9 @@ def test_split_reads_a_csv_and_previous_takes_an_earlier_split_output(shared_dat
     old = {r["id"]: name for name in manifest["splits"] for r in lines(tmp_path / "v1" / f"{name}.jsonl")}
     assert all(r["label"] for r in lines(tmp_path / "v1" / "train.jsonl"))  # the label column was mapped
     assert not (tmp_path / ".v1.work").exists()  # the work directory goes once the output is published
+    again = run_cli("split", str(first), "--out", str(tmp_path / "v1"), *read)
+    assert again.returncode == 1 and "v1: already exists; choose a new output directory" in again.stderr
+    assert not (tmp_path / ".v1.work").exists()  # and leaves nothing behind
 
     done = run_cli(
         *("split", str(grown), "--out", str(tmp_path / "v2"), *read, "--seed", "9"),
