@@ -199,11 +199,12 @@ def _run_partial(steps: list[Any], out: Path, workers: int | None, seed: int = 0
     return result
 
 
-def _input(source: Path, format: str, read: list[str] | None, **fixed: Any) -> Any:
+def _input(source: Path, format: str, read: list[str] | None, named: dict[str, Any] | None = None, **fixed: Any) -> Any:
+    """The input's reader: ``named`` options (import's own) first, then ``--read`` ones."""
     from corpusmill.partial import assignments, input_reader
 
     try:
-        return input_reader(source, format, assignments(read or [], "--read"), **fixed)
+        return input_reader(source, format, {**(named or {}), **assignments(read or [], "--read")}, **fixed)
     except CorpusmillError as exc:
         raise _fail(exc) from None
 
@@ -228,8 +229,8 @@ def import_(
     """Import a dataset file into corpusmill records (JSONL), with FILE:LINE errors."""
     named = {"text": text, "messages": messages, "label": label, "label_sep": label_sep, "id": id, "group": group}
     named |= {"json_path": json_path, "encoding": encoding}
-    options = [f"{key}={json.dumps(value)}" for key, value in named.items() if value is not None]
-    reader = _input(source, format, [*options, *(read or [])], dataset=dataset, on_error=on_error, uri=str(source))
+    options = {key: value for key, value in named.items() if value is not None}
+    reader = _input(source, format, read, options, dataset=dataset, on_error=on_error, uri=str(source))
     result = _run_partial([reader], out, 1)
     stats = result.steps[0].stats
     out_console.print(
