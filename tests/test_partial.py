@@ -56,6 +56,10 @@ def test_split_reads_a_csv_and_previous_takes_an_earlier_split_output(shared_dat
     again = run_cli("split", str(first), "--out", str(tmp_path / "v1"), *read)
     assert again.returncode == 1 and "v1: already exists; choose a new output directory" in again.stderr
     assert not (tmp_path / ".v1.work").exists()  # and leaves nothing behind
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("{not json\n")
+    early = run_cli("split", str(broken), "--out", str(tmp_path / "v1"))
+    assert early.returncode == 1 and "already exists" in early.stderr  # refused before the input is read
 
     done = run_cli(
         *("split", str(grown), "--out", str(tmp_path / "v2"), *read, "--seed", "9"),
