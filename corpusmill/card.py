@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import statistics
+from array import array
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import numpy as np
 import pyarrow as pa
 from huggingface_hub import DatasetCardData
 
@@ -71,15 +72,16 @@ def front_matter(config: BuildConfig, summaries: dict[str, SplitSummary], schema
     )
 
 
-def _length_row(name: str, values: list[int]) -> list[Any]:
+def _length_row(name: str, values: array[int]) -> list[Any]:
     if not values:
         return [name, 0, "–", "–", "–", "–", "–"]
-    ordered = sorted(values)
+    ordered = np.sort(np.frombuffer(values, dtype=np.uint32))
 
     def pct(q: float) -> int:
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+        return int(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
 
-    return [name, len(values), min(values), pct(0.05), int(statistics.median(values)), pct(0.95), max(values)]
+    median = int(np.median(ordered))
+    return [name, len(values), int(ordered[0]), pct(0.05), median, pct(0.95), int(ordered[-1])]
 
 
 def render_card(
@@ -224,13 +226,13 @@ def plot_lengths(summaries: dict[str, SplitSummary], path: Path) -> str:
     bins = min(50, max(5, longest))
     for name, summary in summaries.items():
         if summary.words:
-            weights = [1 / len(summary.words)] * len(summary.words)
+            words = np.frombuffer(summary.words, dtype=np.uint32)
             ax.hist(
-                summary.words,
+                words,
                 bins=bins,
                 range=(0, longest),
                 histtype="step",
-                weights=weights,
+                weights=np.full(len(words), 1 / len(words)),
                 linewidth=1.5,
                 label=f"{name} ({summary.records})",
             )

@@ -1,4 +1,7 @@
-"""The ``corpusmill`` command line."""
+"""The ``corpusmill`` command line: each command parses its options, hands them to the library
+and prints the outcome (:mod:`corpusmill.console`). ``import``, ``clean``, ``split`` and
+``augment`` are partial pipelines (:mod:`corpusmill.partial`) run by the build's executor;
+``crawl`` and the training commands live with their stage packages."""
 
 from __future__ import annotations
 
@@ -7,14 +10,25 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from corpusmill import __version__
 from corpusmill.config import load_config
+from corpusmill.console import (
+    WorkersOption,
+    console,
+    fail,
+    print_registered_steps,
+    print_resumed,
+    print_steps,
+    print_summary,
+    reasons,
+    say,
+    usage_error,
+)
 from corpusmill.errors import CorpusmillError
 from corpusmill.executor import LocalExecutor
-from corpusmill.reports import BuildResult, StepStats
+from crawlers.cli import crawl
+from training.cli import ablate, chat, generate, train_command
 
 # rich_markup_mode=None: help texts are plain text, so "[default: cores]" is shown, not eaten as markup.
 app = typer.Typer(
@@ -26,33 +40,10 @@ app = typer.Typer(
 release_app = typer.Typer(help="Inspect and check releases.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(release_app, name="release")
 
-console = Console(stderr=True)
-out_console = Console(soft_wrap=True)
-
-WorkersOption = Annotated[
-    int | None, typer.Option("--workers", "-w", min=1, help="Worker processes for per-record steps [default: cores].")
-]
-
-
-def _fail(exc: CorpusmillError) -> typer.Exit:
-    console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-    return typer.Exit(exc.exit_code)
-
-
-def _usage_error(exc: Exception) -> typer.Exit:
-    """A bad option value: one line (naming the field for validation errors), exit code 2."""
-    from pydantic import ValidationError
-
-    from corpusmill.schema import describe_validation_error
-
-    message = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
-    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(2)
-
 
 def _version(value: bool) -> None:
     if value:
-        out_console.print(f"corpusmill {__version__}")
+        say(f"corpusmill {__version__}")
         raise typer.Exit()
 
 
@@ -75,8 +66,7 @@ def build(
 ) -> None:
     """Run every step of a build config and write the release."""
     if executor not in ("local", "ray"):
-        console.print("[red]error:[/red] --executor must be local or ray", highlight=False)
-        raise typer.Exit(2)
+        raise usage_error("--executor must be local or ray")
     try:
         build_config = load_config(config)
         if executor == "ray":
@@ -86,87 +76,11 @@ def build(
         else:
             result = LocalExecutor(build_config, workers=workers, console=console).build()
     except CorpusmillError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     print_summary(result)
 
 
-@app.command()
-def crawl(
-    urls: Annotated[list[str], typer.Argument(help="Start URLs; links are followed on their hosts only.")],
-    out: Annotated[Path, typer.Option("--out", help="Output JSONL of records.")],
-    max_pages: Annotated[int | None, typer.Option(min=1, help="Stop scheduling after this many pages.")] = None,
-    max_depth: Annotated[int, typer.Option(min=0, help="Links followed from a start URL, at most.")] = 10,
-    job_dir: Annotated[Path | None, typer.Option(help="Keep crawl state here; rerun to resume.")] = None,
-    allow: Annotated[list[str] | None, typer.Option(help="Only follow URLs matching this regex (repeatable).")] = None,
-    deny: Annotated[list[str] | None, typer.Option(help="Never follow URLs matching this regex (repeatable).")] = None,
-    sitemap: Annotated[list[str] | None, typer.Option(help="Sitemap URL to read (repeatable).")] = None,
-    fast: Annotated[bool, typer.Option("--fast", help="Politeness off: for sites you own.")] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 30.0,
-    concurrency: Annotated[
-        int | None, typer.Option(min=1, help="Requests in flight at once (default 16, 64 with --fast).")
-    ] = None,
-    redis: Annotated[
-        str | None,
-        typer.Option(help="redis://HOST:PORT/DB: join the crawl shared by every worker started with these options."),
-    ] = None,
-    worker_timeout: Annotated[
-        float, typer.Option(min=1, help="With --redis: seconds of silence before a worker's pages are requeued.")
-    ] = 30.0,
-) -> None:
-    """Crawl a site politely into records (page text and FAQ question/answer pairs).
-
-    With --redis, start the same command on as many processes or machines as you like: they split
-    the site (no page fetched twice), take over the pages of a worker that dies, and each writes
-    the whole crawl's records to its --out when the site is done.
-    """
-    from pydantic import ValidationError
-
-    from crawlers.options import CrawlOptions
-    from crawlers.run import crawl as run_crawl
-
-    try:
-        options = CrawlOptions(
-            start_urls=urls,
-            max_pages=max_pages,
-            max_depth=max_depth,
-            allow=allow or [],
-            deny=deny or [],
-            sitemaps=sitemap or [],
-            fast=fast,
-            timeout=timeout,
-            concurrency=concurrency,
-            redis=redis,
-            worker_timeout=worker_timeout,
-        )
-    except ValidationError as exc:
-        raise _usage_error(exc) from None
-    try:
-        result = run_crawl(options, out, job_dir, console)
-    except CorpusmillError as exc:
-        raise _fail(exc) from None
-    stats = result.stats
-    out_console.print(
-        f"{stats['pages']} pages: {stats['pages_written']} written as {stats['records']} records "
-        f"({stats['faq_pairs']} FAQ pairs) in {stats['seconds']}s",
-        highlight=False,
-    )
-    # Two lists, as in stats.json: a reason such as "offsite" can name a rejected page (a redirect
-    # away) and a link not followed, and the two must not be summed into one number.
-    for title, counts in (("Rejected pages", stats["rejected"]), ("Links not followed", stats["not_followed"])):
-        if counts:
-            out_console.print(f"{title} ({sum(counts.values())}):", highlight=False)
-            for reason, count in counts.items():
-                hint = (
-                    f" (deeper than --max-depth {max_depth}: raise it to follow them)" if reason == "max_depth" else ""
-                )
-                out_console.print(f"  {reason}: {count}{hint}", highlight=False)
-    if "shared" in stats:
-        split = ", ".join(f"{worker}: {n}" for worker, n in stats["shared"]["pages_by_worker"].items())
-        out_console.print(f"Pages by worker: {split}", highlight=False)
-    out_console.print(
-        f"Records: {result.out}\nRejects: {result.rejects}\nStats:   {result.stats_path}", highlight=False
-    )
-
+app.command()(crawl)
 
 InputFormatOption = Annotated[
     str,
@@ -185,28 +99,21 @@ ReadOption = Annotated[
 ]
 
 
-def _run_partial(steps: list[Any], out: Path, workers: int | None, seed: int = 0, **publish: Any) -> Any:
-    """Run a partial pipeline; a bad option or input is one line and its exit code."""
-    from corpusmill.partial import run_partial
+def _partial(
+    source: Path, format: str, read: list[str] | None, steps: Any, out: Path, workers: int | None, **kw: Any
+) -> tuple[Any, Any]:
+    """Run a partial pipeline, a reader of ``source`` then ``steps()`` (called here, so that a bad
+    step spec fails like bad input: one line and its exit code); its reader and result."""
+    from corpusmill.partial import assignments, input_reader, run_partial
 
+    named, seed, splits = kw.pop("named", {}), kw.pop("seed", 0), kw.pop("splits", None)
     try:
-        result = run_partial(steps, out, workers, console, seed, **publish)
+        reader = input_reader(source, format, {**named, **assignments(read or [], "--read")}, **kw)
+        result = run_partial([reader, *steps()], out, workers, console, seed, splits=splits)
     except CorpusmillError as exc:
-        raise _fail(exc) from None
-    resumed = [segment.name for segment in result.segments if segment.resumed]
-    if resumed:
-        out_console.print(f"Resumed from checkpoints: {', '.join(resumed)}", highlight=False)
-    return result
-
-
-def _input(source: Path, format: str, read: list[str] | None, named: dict[str, Any] | None = None, **fixed: Any) -> Any:
-    """The input's reader: ``named`` options (import's own) first, then ``--read`` ones."""
-    from corpusmill.partial import assignments, input_reader
-
-    try:
-        return input_reader(source, format, {**(named or {}), **assignments(read or [], "--read")}, **fixed)
-    except CorpusmillError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
+    print_resumed(result)
+    return reader, result
 
 
 @app.command("import")
@@ -230,18 +137,11 @@ def import_(
     named = {"text": text, "messages": messages, "label": label, "label_sep": label_sep, "id": id, "group": group}
     named |= {"json_path": json_path, "encoding": encoding}
     options = {key: value for key, value in named.items() if value is not None}
-    reader = _input(source, format, read, options, dataset=dataset, on_error=on_error, uri=str(source))
-    result = _run_partial([reader], out, 1)
-    stats = result.steps[0].stats
-    out_console.print(
-        f"{reader.format}: {stats.total} rows in, {stats.kept} records out, rejected: {_reasons(stats)}",
-        highlight=False,
-    )
-    out_console.print(f"Records: {out}\nRejects: {result.rejects}", highlight=False)
-
-
-def _reasons(stats: StepStats) -> str:
-    return ", ".join(f"{reason}: {n}" for reason, n in sorted(stats.dropped.items())) or "none"
+    extra = {"dataset": dataset, "on_error": on_error, "uri": str(source)}
+    reader, result = _partial(source, format, read, list, out, 1, named=options, **extra)
+    stats = reader.stats
+    say(f"{reader.format}: {stats.total} rows in, {stats.kept} records out, rejected: {reasons(stats)}")
+    say(f"Records: {out}\nRejects: {result.rejects}")
 
 
 DEFAULT_CLEAN = [
@@ -267,31 +167,12 @@ def clean(
     """Clean records with the steps of a config's clean section (or a sensible default set)."""
     from corpusmill.config import load_step_file, make_steps
 
-    try:
-        if config is not None:
-            steps = load_step_file(config, "clean")
-        else:
-            steps = make_steps(DEFAULT_CLEAN, "clean", "clean", {})
-    except CorpusmillError as exc:
-        raise _fail(exc) from None
-    result = _run_partial([_input(source, format, read), *steps], out, workers)
-    _print_steps("Clean steps", result)
-    out_console.print(f"Records: {out}\nRejects: {result.rejects}/", highlight=False)
+    def steps() -> list[Any]:
+        return load_step_file(config, "clean") if config else make_steps(DEFAULT_CLEAN, "clean", "clean", {})
 
-
-def _print_steps(title: str, result: Any) -> None:
-    """One row per step: records in, kept, dropped, and why (with the step's metrics)."""
-    table = Table(title=title)
-    for column in ("step", "in", "kept", "dropped", "reasons"):
-        table.add_column(column)
-    for report in result.steps[1:]:
-        stats = report.stats
-        metrics = ", ".join(f"{k}: {v}" for k, v in sorted(stats.metrics.items()))
-        added = f"added: {stats.added}" if stats.added else ""
-        discarded = ", ".join(f"discarded {reason}: {n}" for reason, n in sorted(stats.discarded.items()))
-        reasons = [x for x in (_reasons(stats), added, discarded, metrics) if x]
-        table.add_row(report.label, str(stats.total), str(stats.kept), str(stats.dropped_total), "; ".join(reasons))
-    out_console.print(table)
+    _, result = _partial(source, format, read, steps, out, workers)
+    print_steps("Clean steps", result)
+    say(f"Records: {out}\nRejects: {result.rejects}/")
 
 
 @app.command()
@@ -313,7 +194,7 @@ def split(
     read: ReadOption = None,
 ) -> None:
     """Split records into stratified, group-aware splits with a leakage report."""
-    from corpusmill.config import make_step
+    from corpusmill.partial import splitter_step
 
     split_names = [n.strip() for n in names.split(",")]
     try:
@@ -321,25 +202,21 @@ def split(
         if len(values) != len(split_names):
             raise ValueError(f"{len(values)} ratios for {len(split_names)} split names")
     except ValueError as exc:
-        raise _usage_error(exc) from None
+        raise usage_error(exc) from None
     params = {"ratios": dict(zip(split_names, values, strict=True)), "stratify_by": stratify_by}
     params |= {"group_by": group_by, "previous": previous, "rare_classes": rare_classes}
-    try:
-        splitter = make_step("split", "stratified", "split", params | {"leakage": {"fail_on_leakage": fail_on_leakage}})
-    except CorpusmillError as exc:
-        raise _fail(exc) from None
-    splitter.seed, splitter.label = seed, "split.stratified"
-    result = _run_partial([_input(source, format, read), splitter], out, workers, seed, splits=split_names)
-    report = result.steps[-1].report
-    counts = ", ".join(f"{name} {n}" for name, n in report["splits"].items())
-    leak = report["leakage"]
-    out_console.print(
-        f"{counts}; rare classes: {len(report['rare_classes'])}; largest class deviation "
-        f"{report['largest_deviation']['records']:+} records; leakage: {leak['exact']} exact, "
-        f"{leak['near']} near",
-        highlight=False,
+    params["leakage"] = {"fail_on_leakage": fail_on_leakage}
+    _, result = _partial(
+        source, format, read, lambda: [splitter_step(params, seed)], out, workers, seed=seed, splits=split_names
     )
-    out_console.print(f"Splits: {out}/", highlight=False)
+    report = result.steps[-1].report
+    leak = report["leakage"]
+    say(
+        f"{', '.join(f'{name} {n}' for name, n in report['splits'].items())}; rare classes: "
+        f"{len(report['rare_classes'])}; largest class deviation {report['largest_deviation']['records']:+} "
+        f"records; leakage: {leak['exact']} exact, {leak['near']} near"
+    )
+    say(f"Splits: {out}/")
 
 
 @app.command()
@@ -362,155 +239,18 @@ def augment(
     parameters), e.g. --set 'pivots=[{language: de}]' --set n=2."""
     from corpusmill.partial import assignments, step_specs
 
-    try:
-        steps = step_specs(step, assignments(set_ or [], "--set"), "augment")
-        for augmenter in steps:
-            augmenter.seed = seed
-    except CorpusmillError as exc:
-        raise _fail(exc) from None
-    result = _run_partial([_input(source, format, read), *steps], out, workers, seed)
-    _print_steps("Augment steps", result)
-    out_console.print(f"Records: {out}", highlight=False)
+    def steps() -> list[Any]:
+        return step_specs(step, assignments(set_ or [], "--set"), "augment", seed)
+
+    _, result = _partial(source, format, read, steps, out, workers, seed=seed)
+    print_steps("Augment steps", result)
+    say(f"Records: {out}")
 
 
-TaskOption = Annotated[str, typer.Option("--task", help="classification or causal-lm.")]
-ModelOption = Annotated[
-    str,
-    typer.Option(
-        "--model",
-        help="'minilm' (bundled encoder), 'smollm2' (bundled chat LLM), a local dir, a .gguf file or a cached hub id.",
-    ),
-]
-
-
-def _task(task: str) -> str:
-    if task not in ("classification", "causal-lm"):
-        console.print("[red]error:[/red] --task must be classification or causal-lm", highlight=False)
-        raise typer.Exit(2)
-    return task
-
-
-@app.command("train")
-def train_command(
-    release: Annotated[Path, typer.Argument(help="Release directory.")],
-    out: Annotated[Path, typer.Option("--out", help="Directory for the model and the report.")],
-    task: TaskOption = "classification",
-    model: ModelOption = "minilm",
-    config: Annotated[Path | None, typer.Option("--config", help="YAML: hyperparameters, objective.")] = None,
-    search: Annotated[Path | None, typer.Option("--search", help="YAML search space (grid or random).")] = None,
-    merge: Annotated[bool, typer.Option(help="LoRA: also save the adapter merged into the base model.")] = False,
-) -> None:
-    """Fine-tune a pre-trained model on a release, choosing hyperparameters on validation."""
-    from training import train
-    from training.config import load_search_space, load_train_config
-
-    try:
-        report = train(
-            release,
-            _task(task),
-            model,
-            out,
-            load_train_config(config),
-            load_search_space(search) if search else None,
-            merge=merge,
-        )
-    except CorpusmillError as exc:
-        raise _fail(exc) from None
-    metrics = ", ".join(f"{k} {v:.4f}" for k, v in report["test"]["metrics"].items())
-    out_console.print(f"{len(report['search']['trials'])} trial(s) on validation; test: {metrics}", highlight=False)
-    if report.get("base"):
-        base = report["base"]["metrics"]
-        tuned = report["test"]["metrics"]
-        changes = ", ".join(f"{k} {base[k]:.4f} → {tuned[k]:.4f}" for k in tuned if k in base and k != "loss")
-        out_console.print(f"base → tuned on test: {changes}", highlight=False)
-    out_console.print(f"Report: {out / 'report.md'}\nModel:  {out / 'model'}", highlight=False)
-    if report.get("merged"):
-        out_console.print(f"Merged: {out / 'merged'}", highlight=False)
-
-
-ChatModelOption = Annotated[
-    str | None, typer.Option("--model", help="Without RUN_DIR: the base model ('smollm2', a dir or a .gguf file).")
-]
-RunDirArgument = Annotated[Path | None, typer.Argument(help="A training run (corpusmill train --out DIR).")]
-MaxNewTokensOption = Annotated[int, typer.Option(min=1, help="Longest answer, in tokens.")]
-
-
-def _chat_model(run_dir: Path | None, model: str | None) -> tuple[Any, Any]:
-    """The model and tokenizer of a run, or of a base model: exactly one of the two is given."""
-    from training.chat import load_chat_model
-
-    if (run_dir is None) == (model is None):
-        console.print("[red]error:[/red] give a RUN_DIR or --model, not both", highlight=False)
-        raise typer.Exit(2)
-    try:
-        return load_chat_model(run_dir, model)
-    except CorpusmillError as exc:
-        raise _fail(exc) from None
-
-
-@app.command()
-def chat(
-    run_dir: RunDirArgument = None,
-    model: ChatModelOption = None,
-    max_new_tokens: MaxNewTokensOption = 256,
-    system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
-) -> None:
-    """Talk to a trained chat model (or a base model) in the terminal; answers stream as generated."""
-    import sys
-
-    from training.chat import chat_session
-
-    loaded, tokenizer = _chat_model(run_dir, model)
-    chat_session(loaded, tokenizer, sys.stdin, sys.stdout, max_new_tokens, system)
-
-
-@app.command()
-def generate(
-    run_dir: RunDirArgument = None,
-    source: Annotated[Path, typer.Option("--in", help='JSONL of {"prompt": …} or {"messages": [...]}.')] = Path(
-        "prompts.jsonl"
-    ),
-    out: Annotated[Path, typer.Option("--out", help="JSONL: each input line with its answer.")] = Path("answers.jsonl"),
-    model: ChatModelOption = None,
-    max_new_tokens: MaxNewTokensOption = 256,
-) -> None:
-    """Answer every prompt of a JSONL file (greedy), with a trained run or a base model."""
-    from training.chat import generate_file
-
-    loaded, tokenizer = _chat_model(run_dir, model)
-    try:
-        written = generate_file(loaded, tokenizer, source, out, max_new_tokens)
-    except CorpusmillError as exc:
-        raise _fail(exc) from None
-    out_console.print(f"{written} answers: {out}", highlight=False)
-
-
-@app.command()
-def ablate(
-    release: Annotated[Path, typer.Argument(help="Release directory with augmented training records.")],
-    out: Annotated[Path, typer.Option("--out", help="Directory for the ablation report.")],
-    task: TaskOption = "classification",
-    model: ModelOption = "minilm",
-    config: Annotated[Path | None, typer.Option("--config", help="YAML: hyperparameters, objective.")] = None,
-    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "1,2,3",
-) -> None:
-    """Train with and without the augmented records over several seeds: did augmentation help?"""
-    from training import ablate as run_ablation
-    from training.config import load_train_config
-
-    try:
-        report = run_ablation(
-            release, _task(task), model, out, load_train_config(config), [int(s) for s in seeds.split(",")]
-        )
-    except CorpusmillError as exc:
-        raise _fail(exc) from None
-    for metric, summary in report["summary"].items():
-        out_console.print(
-            f"{metric}: with {summary['with_mean']:.4f}, without {summary['without_mean']:.4f}, "
-            f"difference {summary['mean_difference']:+.4f} ± {summary['stdev']:.4f}",
-            highlight=False,
-        )
-    out_console.print(f"Report: {out / 'ablation.md'}", highlight=False)
+app.command("train")(train_command)
+app.command()(chat)
+app.command()(generate)
+app.command()(ablate)
 
 
 @app.command()
@@ -539,7 +279,7 @@ def serve(
     try:
         run_service(host, port, workspace, token_file, allow_private_targets, max_jobs, public_docs, console)
     except CorpusmillError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
 
 
 @app.command()
@@ -547,50 +287,7 @@ def steps(
     name: Annotated[str | None, typer.Argument(help="A step's name: show its parameters.")] = None,
 ) -> None:
     """List every registered step with its kind, or show one step's parameters."""
-    from typing import get_origin
-
-    from pydantic_core import PydanticUndefined
-    from rich.markup import escape
-
-    from corpusmill.registry import registered_steps
-
-    known = registered_steps()
-    if name is None:
-        table = Table(title="Registered steps (config key: sources[].type, clean[].step, split.method, augment[].step)")
-        for column in ("kind", "name", "what it does"):
-            table.add_column(column)
-        for cls in known:
-            table.add_row(cls.kind, cls.name, escape(_doc_line(cls.__doc__)))
-        out_console.print(table)
-        return
-    matches = [cls for cls in known if cls.name == name]
-    if not matches:
-        console.print(
-            f"[red]error:[/red] no step named {name!r} (known: {', '.join(sorted({c.name for c in known}))})",
-            highlight=False,
-        )
-        raise typer.Exit(2)
-    for cls in matches:
-        out_console.print(f"{cls.kind} step {cls.name}: {_doc_line(cls.__doc__)}", highlight=False)
-        table = Table()
-        for column in ("parameter", "type", "default", "description"):
-            table.add_column(column)
-        for field_name, field in cls.Params.model_fields.items():
-            default = (
-                "required"
-                if field.default is PydanticUndefined and field.default_factory is None
-                else (repr(field.get_default(call_default_factory=True)))
-            )
-            annotation = field.annotation
-            plain = isinstance(annotation, type) and get_origin(annotation) is None
-            shown = annotation.__name__ if plain else str(annotation).replace("typing.", "")  # type: ignore[union-attr]
-            cells = (field_name, shown, default, (field.description or "").replace("\n", " "))
-            table.add_row(*map(escape, cells))
-        out_console.print(table)
-
-
-def _doc_line(doc: str | None) -> str:
-    return " ".join((doc or "").strip().split("\n\n")[0].split())
+    print_registered_steps(name)
 
 
 @app.command()
@@ -607,7 +304,7 @@ def schema(
         return
     with atomic_write(out) as handle:
         handle.write(text)
-    out_console.print(f"Schema: {out}", highlight=False)
+    say(f"Schema: {out}")
 
 
 @release_app.command("verify")
@@ -618,9 +315,9 @@ def release_verify(directory: Annotated[Path, typer.Argument(help="Release direc
     try:
         manifest = verify_release(directory)
     except CorpusmillError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     counts = ", ".join(f"{name} {info['records']}" for name, info in manifest["splits"].items())
-    out_console.print(f"OK {directory}: {len(manifest['files'])} files, {counts}; accounting balances", highlight=False)
+    say(f"OK {directory}: {len(manifest['files'])} files, {counts}; accounting balances")
 
 
 @app.command()
@@ -637,60 +334,14 @@ def demo(
     """Build a release from the help-centre corpus that ships inside corpusmill, then fine-tune on it:
     an intent classifier (MiniLM) and a chat model (SmolLM2-135M-Instruct with LoRA)."""
     from corpusmill.demo import prepare_demo
+    from corpusmill.demo.training import train_demo_models
 
     try:
         config_path = prepare_demo(out_dir, console)
         result = LocalExecutor(load_config(config_path), workers=workers, console=console).build()
+        print_summary(result)
+        say(f"Config: {config_path}\nCard:   {result.release_dir / 'README.md'}")
+        for line in train_demo_models(result.release_dir, out_dir, skip_classifier, console) if train_model else []:
+            say(line)
     except CorpusmillError as exc:
-        raise _fail(exc) from None
-    print_summary(result)
-    out_console.print(f"Config: {config_path}", highlight=False)
-    out_console.print(f"Card:   {result.release_dir / 'README.md'}", highlight=False)
-    if not train_model:
-        return
-    from corpusmill.demo.training import train_demo_models
-
-    try:
-        for line in train_demo_models(result.release_dir, out_dir, skip_classifier, console):
-            out_console.print(line, highlight=False)
-    except CorpusmillError as exc:
-        raise _fail(exc) from None
-
-
-def print_summary(result: BuildResult) -> None:
-    """Records per split, rejects by reason and where the release is."""
-    import json
-
-    from corpusmill.release import MANIFEST
-
-    manifest = result.manifest or json.loads((result.release_dir / MANIFEST).read_text(encoding="utf-8"))
-    if result.up_to_date:
-        out_console.print(
-            f"Release {result.release_dir} is up to date (same inputs and config); nothing to do.", highlight=False
-        )
-    resumed = [segment.name for segment in result.segments if segment.resumed]
-    if resumed:
-        out_console.print(f"Resumed from checkpoints: {', '.join(resumed)}", highlight=False)
-    splits = Table(title="Records per split")
-    splits.add_column("split")
-    splits.add_column("records", justify="right")
-    splits.add_column("augmented", justify="right")
-    for name, info in manifest["splits"].items():
-        splits.add_row(name, str(info["records"]), str(info["augmented"]))
-    out_console.print(splits)
-    accounting = manifest["accounting"]
-    rejects = Table(title="Rejected records by reason")
-    rejects.add_column("step")
-    rejects.add_column("reason")
-    rejects.add_column("records", justify="right")
-    for step, reasons in accounting["rejected"].items():
-        for reason, count in reasons.items():
-            rejects.add_row(step, reason, str(count))
-    if accounting["rejected"]:
-        out_console.print(rejects)
-    out_console.print(
-        f"{accounting['input_records']} in = {accounting['released_records'] - accounting['augmented_records']} "
-        f"kept + {accounting['rejected_total']} rejected; {accounting['augmented_records']} augmented added.",
-        highlight=False,
-    )
-    out_console.print(f"Release: {result.release_dir}", highlight=False)
+        raise fail(exc) from None

@@ -19,9 +19,10 @@ import multiprocessing
 import os
 import shutil
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from itertools import islice
 from pathlib import Path
 from typing import IO, Any
 
@@ -30,6 +31,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from corpusmill import __version__
 from corpusmill.config import BuildConfig
+from corpusmill.digests import DigestCounts, digest
 from corpusmill.errors import InputError, ReleaseError
 from corpusmill.io import atomic_directory, count_lines, sha256_file, sha256_json, write_json
 from corpusmill.processes import FileLock, die_with
@@ -40,6 +42,9 @@ from corpusmill.steps import PipelineStep, Reader, RecordStep, Rejected
 
 CHUNK_SIZE = 256
 """Records per shard; fixed so that output order does not depend on the worker count."""
+
+READ_BATCH = 10_000
+"""Records read between two look-ups of their ids among those read before."""
 
 DONE = "_DONE.json"
 
@@ -339,25 +344,25 @@ class PipelineRunner(StepRunner):
         """Read every source in order; repeated content ids get a ``-2``, ``-3`` … suffix."""
         rejects = RejectLog(out / "rejects")
         reports = []
-        seen: dict[str, int] = defaultdict(int)
+        seen = DigestCounts()  # every id read so far: 32 bytes each, not a dict entry of ~150
         task = self.progress.add_task(readers[-1].label, total=None)
         try:
             with (out / "records.jsonl").open("w", encoding="utf-8") as handle:
                 for reader in readers:
                     reader.reject_sink = rejects.sink(f"{reader.label}.jsonl")
-                    for count, record in enumerate(reader.run(), start=1):
-                        seen[record.id] += 1
-                        if seen[record.id] > 1:
-                            record.id = f"{record.id}-{seen[record.id]}"
-                        handle.write(record.to_json() + "\n")
-                        if count % CHUNK_SIZE == 0:  # the bar moves a shard at a time, as elsewhere
-                            self.progress.advance(task, CHUNK_SIZE)
-                    self.progress.advance(task, reader.stats.kept % CHUNK_SIZE)
+                    stream = reader.run()
+                    while batch := list(islice(stream, READ_BATCH)):
+                        _, before = seen.add([digest(record.id) for record in batch])
+                        for record, repeats in zip(batch, before.tolist(), strict=True):
+                            if repeats:
+                                record.id = f"{record.id}-{repeats + 1}"
+                            handle.write(record.to_json() + "\n")
+                        self.progress.advance(task, len(batch))  # a shard at a time, as elsewhere
                     reader.reject_sink = None
                     reports.append(_report(reader, reader.stats))
         finally:
             rejects.close()
-        if not seen:
+        if not len(seen):
             where = ", ".join(str(getattr(r.params, "path", r.name)) for r in readers)
             dropped: Counter[str] = Counter()
             for reader in readers:

@@ -92,12 +92,24 @@ def input_reader(source: Path, format: str = "auto", options: dict[str, Any] | N
     return reader
 
 
-def step_specs(spec: str, settings: dict[str, Any], kind: str) -> list[PipelineStep]:
+def step_specs(spec: str, settings: dict[str, Any], kind: str, seed: int = 0) -> list[PipelineStep]:
     """Steps from ``--step NAME`` plus ``--set`` parameters, or from a YAML file holding one step
-    (``{step: NAME, …}``) or a list of them (the ``augment:``/``clean:`` list of a build config)."""
+    (``{step: NAME, …}``) or a list of them (the ``augment:``/``clean:`` list of a build config),
+    each seeded with ``seed``."""
     if Path(spec).suffix in (".yaml", ".yml"):
-        return load_step_file(Path(spec), kind, settings)
-    return make_steps([{"step": spec}], kind, "--step", settings)
+        steps = load_step_file(Path(spec), kind, settings)
+    else:
+        steps = make_steps([{"step": spec}], kind, "--step", settings)
+    for step in steps:
+        step.seed = seed  # type: ignore[attr-defined]
+    return steps
+
+
+def splitter_step(params: dict[str, Any], seed: int) -> PipelineStep:
+    """The ``split`` command's stratified splitter, labelled as a build's would be."""
+    splitter = make_step("split", "stratified", "split", params)
+    splitter.seed, splitter.label = seed, "split.stratified"  # type: ignore[attr-defined]
+    return splitter
 
 
 def run_partial(

@@ -411,7 +411,8 @@ def _compare_mirrors(release_dir: Path, split: str, info: dict[str, Any]) -> Non
     count = 0
     with jsonl_path.open(encoding="utf-8") as jsonl:
         for file in info["files"]:
-            for batch in pq.ParquetFile(_inside(release_dir, file)).iter_batches(batch_size=ROW_GROUP_SIZE):
+            shard = pq.ParquetFile(_inside(release_dir, file), pre_buffer=False)  # a row group at a time
+            for batch in shard.iter_batches(batch_size=ROW_GROUP_SIZE):
                 for row in batch.to_pylist():
                     count += 1
                     line = jsonl.readline()

@@ -6,6 +6,7 @@ release writer and the card read them, and nothing here imports either (no impor
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,8 +156,9 @@ class SplitSummary:
     name: str
     records: int = 0
     labels: Counter[str] = field(default_factory=Counter)
-    chars: list[int] = field(default_factory=list)
-    words: list[int] = field(default_factory=list)
+    chars: array[int] = field(default_factory=lambda: array("I"))
+    words: array[int] = field(default_factory=lambda: array("I"))
+    """Per record, 4 bytes each (a list of ints took 8 to 36)."""
     chat: int = 0
     augmented: int = 0
     datasets: Counter[str] = field(default_factory=Counter)

@@ -26,16 +26,17 @@ can ship them to worker processes and run them on shards.
 from __future__ import annotations
 
 import hashlib
-import sys
 import tempfile
 import time
 from abc import ABC, abstractmethod
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from corpusmill.io import sha256_file
@@ -280,12 +281,79 @@ class SplitterParams(BaseModel):
 
 @dataclass(slots=True)
 class SplitKey:
-    """What a splitter decides on for one record — never its text. A splitter holds one per
-    record while the records themselves wait on disk."""
+    """What a splitter decides on for one record — never its text."""
 
     id: str
     label: str | list[str] | None
     group: str
+
+
+def id_hash(record_id: str) -> int:
+    """A record id as 64 bits: what a splitter keeps to find the record in a previous release."""
+    return int.from_bytes(hashlib.blake2b(record_id.encode(), digest_size=8).digest(), "little")
+
+
+class SplitKeys:
+    """Every record's :class:`SplitKey`, held as three columns of fixed-size numbers (20 bytes a
+    record where the key objects and their strings took about 200), so that a splitter over
+    millions of records holds tens of megabytes while the records wait on disk.
+
+    * ``group``: the first 8 bytes of ``sha256(f"{seed}\\0{group}")``, big-endian — both the
+      seeded order in which splitters cut groups and the group's identity (two groups sharing 64
+      bits, about one pair in 10^8 among a million groups, are kept together; nothing else changes);
+    * ``label``: the index of the record's label in :attr:`labels` (distinct labels in first-seen
+      order, a multi-label record's list as one tuple); -1 for none;
+    * ``id``: :func:`id_hash` of the record id.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.labels: list[str | tuple[str, ...]] = []
+        self._label_index: dict[str | tuple[str, ...], int] = {}
+        self._group, self._label, self._id = array("Q"), array("i"), array("Q")
+
+    def append(self, key: SplitKey) -> None:
+        label = key.label
+        if label is None:
+            index = -1
+        else:
+            value = tuple(label) if isinstance(label, list) else label
+            index = self._label_index.get(value, -1)
+            if index < 0:
+                index = self._label_index[value] = len(self.labels)
+                self.labels.append(value)
+        digest = hashlib.sha256(f"{self.seed}\0{key.group}".encode()).digest()
+        self._group.append(int.from_bytes(digest[:8], "big"))
+        self._label.append(index)
+        self._id.append(id_hash(key.id))
+
+    def __len__(self) -> int:
+        return len(self._label)
+
+    @property
+    def group(self) -> np.ndarray:
+        return np.frombuffer(self._group, dtype=np.uint64)
+
+    @property
+    def label(self) -> np.ndarray:
+        return np.frombuffer(self._label, dtype=np.int32)
+
+    @property
+    def id(self) -> np.ndarray:
+        return np.frombuffer(self._id, dtype=np.uint64)
+
+    def groups(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each record's group number, the groups numbered in hash order, and each group's size."""
+        _, member_group, sizes = np.unique(self.group, return_inverse=True, return_counts=True)
+        return member_group.astype(np.int64, copy=False), sizes
+
+    def label_of(self, index: int) -> str | list[str] | None:
+        """Record ``index``'s label as :class:`SplitKey` had it."""
+        code = int(self._label[index])
+        if code < 0:
+            return None
+        label = self.labels[code]
+        return list(label) if isinstance(label, tuple) else label
 
 
 SPOOL_BATCH = 10_000
@@ -312,20 +380,26 @@ class Splitter(PipelineStep):
         return {**super().spec(), "seed": self.seed}
 
     def key(self, record: Record) -> SplitKey:
-        """The record's id, label and group (labels interned: a million records share a few)."""
-        return SplitKey(record.id, interned_label(record.label), record.group_key)
+        """The record's id, label and group."""
+        return SplitKey(record.id, record.label, record.group_key)
 
     @abstractmethod
-    def assign(self, keys: Sequence[SplitKey], records: Callable[[], Iterator[Record]]) -> Sequence[str | DropRecord]:
+    def assign(self, keys: SplitKeys, records: Callable[[], Iterator[Record]]) -> Sequence[str | DropRecord]:
         """The split name of each key's record, in order, or a :class:`DropRecord` to leave it out.
 
         ``records()`` streams the records again, in the same order, for a splitter that must
         read text (a leakage check); most never call it."""
 
+    def keys_of(self, records: Iterable[Record]) -> SplitKeys:
+        keys = SplitKeys(self.seed)
+        for record in records:
+            keys.append(self.key(record))
+        return keys
+
     def split_records(self, records: Iterable[Record]) -> list[str | DropRecord]:
         """:meth:`assign` over records held in memory (small inputs, tests)."""
         held = list(records)
-        return list(self.assign([self.key(record) for record in held], lambda: iter(held)))
+        return list(self.assign(self.keys_of(held), lambda: iter(held)))
 
     def run(self, records: Iterable[Record]) -> Iterator[Record]:
         self.ensure_setup()
@@ -333,11 +407,12 @@ class Splitter(PipelineStep):
 
     def _assign_all(self, records: Iterable[Record]) -> Iterator[Record]:
         with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
-            keys: list[SplitKey] = []
+            keys = SplitKeys(self.seed)
             stream = iter(records)
             while batch := list(islice(stream, SPOOL_BATCH)):
                 spool.writelines(record.to_json() + "\n" for record in batch)
-                keys.extend(self.key(record) for record in batch)
+                for record in batch:
+                    keys.append(self.key(record))
             spool.flush()
 
             def spooled() -> Iterator[Record]:
@@ -355,12 +430,6 @@ class Splitter(PipelineStep):
                 self.stats.metrics[f"split.{split}"] += 1
                 record.split = split
                 yield record
-
-
-def interned_label(label: str | list[str] | None) -> str | list[str] | None:
-    if isinstance(label, str):
-        return sys.intern(label)
-    return [sys.intern(part) for part in label] if isinstance(label, list) else None
 
 
 class AugmenterParams(BaseModel):

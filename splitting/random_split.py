@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator, Sequence
 
 from corpusmill.registry import register
 from corpusmill.schema import Record
-from corpusmill.steps import DropRecord, SplitKey, Splitter
+from corpusmill.steps import DropRecord, SplitKeys, Splitter
 
 
 def target_counts(total: int, ratios: dict[str, float]) -> dict[str, int]:
@@ -27,18 +26,15 @@ class RandomSplitter(Splitter):
     A group's position depends only on the seed and its key, so adding records moves few others.
     """
 
-    def assign(self, keys: Sequence[SplitKey], records: Callable[[], Iterator[Record]]) -> Sequence[str | DropRecord]:
-        sizes: dict[str, int] = {}
-        for key in keys:
-            sizes[key.group] = sizes.get(key.group, 0) + 1
+    def assign(self, keys: SplitKeys, records: Callable[[], Iterator[Record]]) -> Sequence[str | DropRecord]:
+        member_group, sizes = keys.groups()  # groups numbered in their seeded hash order
         ratios: dict[str, float] = self.params.ratios  # type: ignore[attr-defined]
         targets = target_counts(len(keys), ratios)
         filled = dict.fromkeys(ratios, 0)
-        order = sorted(sizes, key=lambda key: hashlib.sha256(f"{self.seed}\0{key}".encode()).digest())
-        split_of: dict[str, str] = {}
-        for key in order:
+        split_of = []
+        for size in sizes.tolist():
             # The split furthest below its target takes the group (ties: first named split).
             name = max(ratios, key=lambda n: (targets[n] - filled[n]) / max(targets[n], 1))
-            split_of[key] = name
-            filled[name] += sizes[key]
-        return [split_of[key.group] for key in keys]
+            split_of.append(name)
+            filled[name] += size
+        return [split_of[g] for g in member_group.tolist()]

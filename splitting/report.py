@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import mmap
 import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -13,17 +14,8 @@ from typing import IO, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from corpusmill.minhash import (
-    MinHasher,
-    ShingleSettings,
-    band_candidates,
-    band_keys,
-    cluster_roots,
-    normalise,
-    optimal_bands,
-)
+from corpusmill.minhash import MinHasher, ShingleSettings, band_key, band_pairs, cluster_roots, normalise, optimal_bands
 from corpusmill.reports import markdown_table
-from corpusmill.steps import SplitKey
 
 SIGNATURE_BATCH = 10_000
 """Texts hashed per numpy pass in the leakage check."""
@@ -39,12 +31,6 @@ class LeakageSettings(BaseModel):
     shingle: Literal["words", "chars"] = "chars"
     shingle_size: int = Field(default=5, ge=1)
     fail_on_leakage: bool = False
-
-
-def _labels(key: SplitKey) -> list[str]:
-    if key.label is None:
-        return []
-    return key.label if isinstance(key.label, list) else [key.label]
 
 
 def js_divergence(p: dict[str, float], q: dict[str, float]) -> float:
@@ -64,103 +50,158 @@ def _distribution(counts: Counter[str]) -> dict[str, float]:
 
 
 def leakage(
-    keys: Sequence[SplitKey], splits: Sequence[str], bodies: Iterable[str], settings: LeakageSettings
+    splits: np.ndarray, names: list[str], texts: Iterable[tuple[str, str]], settings: LeakageSettings
 ) -> dict[str, Any]:
     """Validation/test records whose text (exactly, or nearly) is also in train.
 
-    ``bodies`` streams the records' texts in ``keys`` order, once. Per record, memory keeps a
-    64-bit digest and the LSH band keys of its MinHash signature (about 80 bytes, where the
-    signature is 512); the signatures go to a temporary file, from which only the records that
-    share a band with another — the only ones whose similarity is ever checked — are read back.
-    The texts are never held."""
+    ``splits`` holds each record's split index (into ``names``); ``texts`` streams the records'
+    ``(id, text)`` in that order, once. Memory keeps, per record, a 64-bit digest of the text, an
+    8-byte offset of its id in a temporary file, and one LSH band's key at a time; the MinHash
+    signatures (512 bytes a record) go to another temporary file, read through
+    :class:`SpilledSignatures`. Neither texts nor ids are held."""
     result: dict[str, Any] = {"checked": settings.check, "exact": 0, "near": 0, "total": 0, "pairs": []}
-    if not settings.check or not keys:
+    count = len(splits)
+    if not settings.check or not count:
         return result
     hasher = MinHasher(ShingleSettings(settings.shingle, settings.shingle_size))
-    count = len(keys)
     digests = np.empty(count, dtype=np.uint64)  # 8 bytes a record: a 64-bit hash of the normalised text
-    band_count, _ = optimal_bands(settings.threshold, hasher.num_perm)
-    bands = np.empty((count, band_count), dtype=np.uint64)
-    done = 0
-    with tempfile.TemporaryFile() as spilled:  # the signatures, in record order, until the candidates are known
-        for batch in _batches(bodies):
+    id_ends = np.empty(count, dtype=np.int64)  # where each record's id ends in the id file
+    done = written = 0
+    with tempfile.TemporaryFile() as spilled, tempfile.TemporaryFile() as id_file:
+        for batch in _batches(texts):
             if done + len(batch) > count:
                 raise ValueError(f"more texts than the {count} records")
-            digests[done : done + len(batch)] = [_text_digest(body) for body in batch]
-            signatures = hasher.signatures(batch)
-            bands[done : done + len(batch)] = band_keys(signatures, settings.threshold)
-            spilled.write(signatures.tobytes())
+            ids = [record_id.encode() for record_id, _ in batch]
+            bodies = [body for _, body in batch]
+            digests[done : done + len(batch)] = [_text_digest(body) for body in bodies]
+            spilled.write(hasher.signatures(bodies).tobytes())
+            id_file.write(b"".join(ids))
+            id_ends[done : done + len(batch)] = written + np.cumsum([len(i) for i in ids])
+            written = int(id_ends[done + len(batch) - 1])
             done += len(batch)
         if done != count:
             raise ValueError(f"{done} texts for {count} records")
-        in_train = np.fromiter((split == "train" for split in splits), dtype=bool, count=count)
-        train_index = np.flatnonzero(in_train)
-        train_digests, first = np.unique(digests[train_index], return_index=True)  # each text's first train record
-        others = np.flatnonzero(~in_train)
-        position = np.minimum(np.searchsorted(train_digests, digests[others]), max(len(train_digests) - 1, 0))
-        exact = train_digests[position] == digests[others] if len(train_digests) else np.zeros(len(others), dtype=bool)
-        leaked: dict[int, dict[str, Any]] = {}
-        for index, at in zip(others[exact].tolist(), position[exact].tolist(), strict=True):
-            leaked[index] = {
-                "kind": "exact",
-                "train_id": keys[int(train_index[first[at]])].id,
-                "id": keys[index].id,
-                "split": splits[index],
-                "similarity": 1.0,
-            }
-        del digests, train_digests, first, position
-        candidates = band_candidates(bands)
-        del bands
-        rows = np.unique(np.concatenate([np.concatenate(pair) for pair in candidates] or [np.empty(0, dtype=np.int64)]))
-        signatures = _signatures_of(rows, hasher.num_perm, spilled)
-    roots = cluster_roots(candidates, count, settings.threshold, lambda i: signatures[int(np.searchsorted(rows, i))])
-    del candidates
-    root_of = roots
-    joined = root_of != np.arange(count)  # a record that joined an earlier record's cluster
-    in_clusters = np.flatnonzero(np.isin(root_of, root_of[joined]))  # every member of a cluster of 2 or more
-    members: dict[int, list[int]] = defaultdict(list)
-    for index in in_clusters.tolist():
-        members[int(root_of[index])].append(index)
-    for cluster in members.values():
-        train = [i for i in cluster if splits[i] == "train"]
-        if not train:
-            continue
-        for index in cluster:
-            if splits[index] != "train" and index not in leaked:
-                leaked[index] = {
-                    "kind": "near",
-                    "train_id": keys[train[0]].id,
-                    "id": keys[index].id,
-                    "split": splits[index],
-                }
-    result["exact"] = sum(1 for v in leaked.values() if v["kind"] == "exact")
-    result["near"] = sum(1 for v in leaked.values() if v["kind"] == "near")
-    result["total"] = len(leaked)
-    result["by_split"] = dict(sorted(Counter(v["split"] for v in leaked.values()).items()))
-    result["pairs"] = [leaked[i] for i in sorted(leaked)]
+        spilled.flush()
+        in_train = splits == names.index("train")
+        train_index, others = np.flatnonzero(in_train), np.flatnonzero(~in_train)
+        exact, exact_train = _exact_leaks(digests, train_index, others)
+        del digests
+        with SpilledSignatures(spilled, count, hasher.num_perm) as signatures:
+            roots = cluster_roots(
+                _band_pairs(signatures, settings.threshold), count, settings.threshold, signatures.row
+            )
+        near, near_train = _near_leaks(roots, train_index, others, exact)
+        del roots
+        index = np.concatenate([exact, near])
+        train = np.concatenate([exact_train, near_train])
+        order = np.argsort(index, kind="stable")
+        index, train = index[order].tolist(), train[order].tolist()
+        record_id = _ids_at(id_file, id_ends, sorted(set(index) | set(train)))
+    exact_set = set(exact.tolist())
+    pairs = []
+    for i, t in zip(index, train, strict=True):
+        pair = {"kind": "exact" if i in exact_set else "near", "train_id": record_id[t], "id": record_id[i]}
+        pair["split"] = names[int(splits[i])]
+        if i in exact_set:
+            pair["similarity"] = 1.0
+        pairs.append(pair)
+    result["exact"] = len(exact_set)
+    result["near"] = len(pairs) - len(exact_set)
+    result["total"] = len(pairs)
+    result["by_split"] = dict(sorted(Counter(p["split"] for p in pairs).items()))
+    result["pairs"] = pairs
     return result
 
 
-def _batches(bodies: Iterable[str]) -> Iterator[list[str]]:
+def _exact_leaks(digests: np.ndarray, train_index: np.ndarray, others: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The non-train records whose text digest a train record has, and that train record (the
+    first with it)."""
+    train_digests, first = np.unique(digests[train_index], return_index=True)
+    if not len(train_digests):
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    position = np.minimum(np.searchsorted(train_digests, digests[others]), len(train_digests) - 1)
+    exact = train_digests[position] == digests[others]
+    return others[exact], train_index[first[position[exact]]]
+
+
+def _near_leaks(
+    roots: np.ndarray, train_index: np.ndarray, others: np.ndarray, exact: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The non-train records (not already exact leaks) in a near-duplicate cluster with a train
+    record, and the cluster's first train record."""
+    train_roots, first = np.unique(roots[train_index], return_index=True)
+    if not len(train_roots):
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    position = np.minimum(np.searchsorted(train_roots, roots[others]), len(train_roots) - 1)
+    near = (train_roots[position] == roots[others]) & ~np.isin(others, exact)
+    return others[near], train_index[first[position[near]]]
+
+
+def _ids_at(id_file: IO[bytes], id_ends: np.ndarray, wanted: list[int]) -> dict[int, str]:
+    """The ids of records ``wanted`` (sorted), read back from the id file."""
+    out = {}
+    for index in wanted:
+        start = int(id_ends[index - 1]) if index else 0
+        id_file.seek(start)
+        out[index] = id_file.read(int(id_ends[index]) - start).decode()
+    return out
+
+
+SIGNATURE_READS_HELD = 4096
+"""Signature reads between two hand-backs of the memory map's pages (at most 16 MB resident)."""
+
+
+class SpilledSignatures:
+    """MinHash signatures in a temporary file, read through a memory map whose pages are handed
+    back to the OS (``MADV_DONTNEED``) every :data:`SIGNATURE_READS_HELD` reads and after each
+    sequential pass. The data stays in the page cache, so a re-read costs no disk, while the
+    process's resident memory stays bounded — a million candidate signatures would be 512 MB.
+    Written here because numpy's ``memmap`` keeps every page it touched resident."""
+
+    def __init__(self, spilled: IO[bytes], count: int, num_perm: int) -> None:
+        self._map = mmap.mmap(spilled.fileno(), 0, access=mmap.ACCESS_READ)
+        self._rows = np.frombuffer(self._map, dtype=np.uint32).reshape(count, num_perm)
+        self._reads = 0
+
+    def __enter__(self) -> SpilledSignatures:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        del self._rows
+        self._map.close()
+
+    def row(self, index: int) -> np.ndarray:
+        self._reads += 1
+        if self._reads % SIGNATURE_READS_HELD == 0:
+            self.release()
+        return self._rows[index]
+
+    def release(self) -> None:
+        """Hand the map's resident pages back (a later read faults them in from the page cache)."""
+        self._map.madvise(mmap.MADV_DONTNEED)
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        """The signatures in row order, a batch at a time."""
+        for start in range(0, len(self._rows), SIGNATURE_BATCH):
+            yield self._rows[start : start + SIGNATURE_BATCH]
+            self.release()
+
+    @property
+    def num_perm(self) -> int:
+        return self._rows.shape[1]
+
+
+def _band_pairs(signatures: SpilledSignatures, threshold: float) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Each LSH band's candidate pairs in turn (:func:`band_pairs`): one band's keys in memory at a time."""
+    bands, rows = optimal_bands(threshold, signatures.num_perm)
+    for band in range(bands):
+        yield band_pairs(np.concatenate([band_key(block, band, rows) for block in signatures.blocks()]))
+
+
+def _batches(bodies: Iterable[tuple[str, str]]) -> Iterator[list[tuple[str, str]]]:
     stream = iter(bodies)
     while batch := list(islice(stream, SIGNATURE_BATCH)):
         yield batch
-
-
-def _signatures_of(rows: np.ndarray, num_perm: int, spilled: IO[bytes]) -> np.ndarray:
-    """The signatures at ``rows`` (sorted) read back from the spill file, a block at a time."""
-    out = np.empty((len(rows), num_perm), dtype=np.uint32)
-    spilled.seek(0)
-    start = filled = 0
-    while filled < len(rows):
-        block = np.fromfile(spilled, dtype=np.uint32, count=SIGNATURE_BATCH * num_perm).reshape(-1, num_perm)
-        if not len(block):
-            raise ValueError(f"{filled} signatures for {len(rows)} candidate records")
-        wanted = rows[filled : filled + np.searchsorted(rows[filled:], start + len(block))]
-        out[filled : filled + len(wanted)] = block[wanted - start]
-        filled += len(wanted)
-        start += len(block)
-    return out
 
 
 def _text_digest(body: str) -> int:
@@ -171,9 +212,10 @@ def _text_digest(body: str) -> int:
 
 
 def split_report(
-    keys: Sequence[SplitKey],
-    splits: Sequence[str],
-    bodies: Iterable[str],
+    labels: Sequence[str | tuple[str, ...]],
+    record_labels: np.ndarray,
+    splits: np.ndarray,
+    texts: Iterable[tuple[str, str]],
     names: list[str],
     ratios: dict[str, float],
     rare: dict[str, int],
@@ -182,23 +224,32 @@ def split_report(
     moved_from_previous: int = 0,
     kept_from_previous: int = 0,
 ) -> dict[str, Any]:
-    split_counts = Counter(splits)
+    """The report of the kept records: ``record_labels`` indexes ``labels`` (-1: none), ``splits``
+    indexes ``names``, and ``texts`` streams their ``(id, text)`` for the leakage check."""
+    width = len(names)
+    labelled = record_labels >= 0
+    counts = np.bincount(
+        record_labels[labelled].astype(np.int64) * width + splits[labelled], minlength=len(labels) * width
+    ).reshape(len(labels), width)
     per_class: dict[str, Counter[str]] = defaultdict(Counter)
     whole: Counter[str] = Counter()
-    for key, split in zip(keys, splits, strict=True):
-        for label in _labels(key):
-            per_class[label][split] += 1
-            whole[label] += 1
+    for label, row in zip(labels, counts.tolist(), strict=True):
+        for part in [label] if isinstance(label, str) else label:
+            for s, n in zip(names, row, strict=True):
+                if n:
+                    per_class[part][s] += n
+                    whole[part] += n
+    split_totals = np.bincount(splits, minlength=width).tolist()
     largest: dict[str, Any] = {"label": None, "split": None, "records": 0.0}
     classes = {}
     for label in sorted(per_class, key=lambda lb: (-whole[lb], lb)):
-        counts = per_class[label]
-        n = sum(counts.values())
-        classes[label] = {"total": whole[label], **{s: counts.get(s, 0) for s in names}}
+        in_class = per_class[label]
+        n = sum(in_class.values())
+        classes[label] = {"total": whole[label], **{s: in_class.get(s, 0) for s in names}}
         if label in rare:
             continue
         for s in names:
-            deviation = counts.get(s, 0) - n * ratios[s]
+            deviation = in_class.get(s, 0) - n * ratios[s]
             if abs(deviation) > abs(largest["records"]):
                 largest = {"label": label, "split": s, "records": round(deviation, 3)}
     overall = _distribution(whole)
@@ -207,7 +258,7 @@ def split_report(
         in_split: Counter[str] = Counter({label: per_class[label].get(s, 0) for label in per_class})
         divergence[s] = js_divergence(_distribution(+in_split), overall) if whole else 0.0
     return {
-        "splits": {s: split_counts.get(s, 0) for s in names},
+        "splits": dict(zip(names, split_totals, strict=True)),
         "ratios": ratios,
         "classes": classes,
         "largest_deviation": largest,
@@ -215,7 +266,7 @@ def split_report(
         "rare_classes": dict(sorted(rare.items())),
         "rare_policy": rare_policy,
         "previous": {"kept": kept_from_previous, "moved": moved_from_previous},
-        "leakage": leakage(keys, splits, bodies, settings),
+        "leakage": leakage(splits, names, texts, settings),
     }
 
 

@@ -24,18 +24,20 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from array import array
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar, Literal
 
+import numpy as np
 from pydantic import BaseModel, Field, field_validator
 
 from corpusmill.errors import InputError
 from corpusmill.registry import register
 from corpusmill.reports import StepReport
 from corpusmill.schema import Record
-from corpusmill.steps import DropRecord, SplitKey, Splitter, SplitterParams, interned_label
+from corpusmill.steps import DropRecord, SplitKey, SplitKeys, Splitter, SplitterParams, id_hash
 from splitting.report import LeakageSettings, render_split_report, split_report
 
 NO_LABEL = "\0none"
@@ -182,19 +184,42 @@ def _chain_of_moves(
     return None
 
 
-def previous_splits(release_dir: Path) -> dict[str, str]:
-    """id → split of every record in a previous release (from its JSONL mirror)."""
+def previous_splits(release_dir: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """A previous release's (or split output's) split names, the :func:`id_hash` of every record
+    in it, sorted, and the index of each one's split: 9 bytes a record, not a dict of strings."""
     manifest_path = release_dir / "manifest.json"
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise InputError(str(manifest_path), f"not a readable release or split manifest: {exc}") from None
-    out = {}
-    for split, info in manifest["splits"].items():
+    hashes, splits = array("Q"), array("b")
+    for index, info in enumerate(manifest["splits"].values()):
         with (release_dir / info["jsonl"]).open(encoding="utf-8") as handle:
             for line in handle:
-                out[json.loads(line)["id"]] = split
-    return out
+                hashes.append(id_hash(json.loads(line)["id"]))
+                splits.append(index)
+    ids = np.frombuffer(hashes, dtype=np.uint64)
+    order = np.argsort(ids, kind="stable")
+    ids, split_index = ids[order], np.frombuffer(splits, dtype=np.int8)[order]
+    last = np.ones(len(ids), dtype=bool)  # an id listed twice keeps its last split, as a dict would
+    last[:-1] = ids[1:] != ids[:-1]
+    return list(manifest["splits"]), ids[last], split_index[last]
+
+
+def _majority_split(member_group: np.ndarray, old: np.ndarray, group_count: int) -> np.ndarray:
+    """Each group's split: the one most of its previously placed records were in (ties: the
+    split of its first such record), or -1 for a group with none."""
+    split_of = np.full(group_count, -1, dtype=np.int64)
+    placed = np.flatnonzero(old >= 0)
+    if not len(placed):
+        return split_of
+    width = int(old.max()) + 1
+    pairs, first, counts = np.unique(member_group[placed] * width + old[placed], return_index=True, return_counts=True)
+    group, split = pairs // width, pairs % width
+    order = np.lexsort((placed[first], -counts, group))
+    chosen = order[np.r_[True, group[order][1:] != group[order][:-1]]]
+    split_of[group[chosen]] = split[chosen]
+    return split_of
 
 
 @register("stratified")
@@ -222,54 +247,50 @@ class StratifiedSplitter(Splitter):
         else:
             stratum = record.meta.get(params.stratify_by.removeprefix("meta."))
             label = None if stratum is None else str(stratum)
-        return SplitKey(record.id, interned_label(label), group)
+        return SplitKey(record.id, label, group)
 
     def card_section(self, report: StepReport) -> str:
         return render_split_report(report.report) if report.report else ""
 
-    def assign(self, keys: Sequence[SplitKey], records: Callable[[], Iterator[Record]]) -> Sequence[str | DropRecord]:
+    def assign(self, keys: SplitKeys, records: Callable[[], Iterator[Record]]) -> Sequence[str | DropRecord]:
         params: StratifiedParams = self.params  # type: ignore[assignment]
-        ratios = params.ratios
-        groups: dict[str, list[int]] = defaultdict(list)
-        for index, key in enumerate(keys):
-            groups[key.group].append(index)
-        multi = any(isinstance(k.label, list) for k in keys)
-        labelled = any(k.label is not None for k in keys)
+        names = list(params.ratios)
+        member_group, sizes = keys.groups()
+        multi = any(isinstance(label, tuple) for label in keys.labels)
+        labelled = bool((keys.label >= 0).any())
         stratify = params.stratify == "on" or (params.stratify == "auto" and labelled)
-        old = previous_splits(params.previous) if params.previous else {}
-
-        split_of: dict[str, str] = {}
-        for key, members in groups.items():  # a group with any old record stays where it was
-            old_splits = [old[keys[i].id] for i in members if keys[i].id in old]
-            if old_splits:
-                split_of[key] = Counter(old_splits).most_common(1)[0][0]
+        old = self._old_splits(keys, names)
+        split_of = _majority_split(member_group, old, len(sizes))  # a group with old records stays
 
         rare: dict[str, int] = {}
-        dropped: set[str] = set()
+        dropped = np.zeros(len(sizes), dtype=bool)
         if stratify and not multi:
-            rare, dropped = self._single_label(keys, groups, split_of)
+            rare, dropped = self._single_label(keys, member_group, sizes, split_of)
         elif stratify:
-            self._multi_label(keys, groups, split_of)
+            self._multi_label(keys, member_group, sizes, split_of)
         else:
-            self._by_size(groups, split_of)
+            self._by_size(sizes, split_of)
 
+        record_split = split_of[member_group]
+        kept = ~dropped[member_group]
         out: list[str | DropRecord] = [
-            DropRecord("rare_class", {"label": _dominant(key.label)}) if key.group in dropped else split_of[key.group]
-            for key in keys
+            names[split] if keep else DropRecord("rare_class", {"label": _dominant(keys.label_of(index))})
+            for index, (split, keep) in enumerate(zip(record_split.tolist(), kept.tolist(), strict=True))
         ]
-        kept = [(k, s) for k, s in zip(keys, out, strict=True) if isinstance(s, str)]
-        kept_bodies = (r.body for r, s in zip(records(), out, strict=True) if isinstance(s, str))
+        texts = ((r.id, r.body) for r, keep in zip(records(), kept.tolist(), strict=True) if keep)
+        previously = (old >= 0) & kept
         self.report = split_report(
-            [k for k, _ in kept],
-            [s for _, s in kept],
-            kept_bodies,
-            list(ratios),
-            ratios,
+            keys.labels,
+            keys.label[kept],
+            record_split[kept],
+            texts,
+            names,
+            params.ratios,
             rare,
             params.rare_classes,
             params.leakage,
-            moved_from_previous=sum(1 for k, s in kept if k.id in old and old[k.id] != s),
-            kept_from_previous=sum(1 for k, _ in kept if k.id in old),
+            moved_from_previous=int((previously & (old != record_split)).sum()),
+            kept_from_previous=int(previously.sum()),
         )
         if params.leakage.fail_on_leakage and self.report["leakage"]["total"]:
             raise InputError(
@@ -280,138 +301,163 @@ class StratifiedSplitter(Splitter):
             )
         return out
 
-    # -- strategies ----------------------------------------------------------------------------
+    def _old_splits(self, keys: SplitKeys, names: list[str]) -> np.ndarray:
+        """Each record's split index in the previous release, or -1 (not in it, or none given)."""
+        params: StratifiedParams = self.params  # type: ignore[assignment]
+        old = np.full(len(keys), -1, dtype=np.int64)
+        if params.previous is None:
+            return old
+        previous_names, ids, split_index = previous_splits(params.previous)
+        if not len(ids):
+            return old
+        position = np.minimum(np.searchsorted(ids, keys.id), len(ids) - 1)
+        found = ids[position] == keys.id
+        unknown = sorted({previous_names[i] for i in np.unique(split_index[position[found]])} - set(names))
+        if unknown:
+            raise InputError(str(params.previous), f"records in split(s) {', '.join(unknown)} that ratios do not name")
+        mapping = np.array([names.index(name) if name in names else -1 for name in previous_names])
+        old[found] = mapping[split_index[position[found]]]
+        return old
+
+    # -- strategies: each fills ``split_of`` (a split index per group, groups in hash order) ----
 
     def _single_label(
-        self, keys: Sequence[SplitKey], groups: dict[str, list[int]], split_of: dict[str, str]
-    ) -> tuple[dict[str, int], set[str]]:
+        self, keys: SplitKeys, member_group: np.ndarray, sizes: np.ndarray, split_of: np.ndarray
+    ) -> tuple[dict[str, int], np.ndarray]:
         params: StratifiedParams = self.params  # type: ignore[assignment]
         ratios = params.ratios
-        group_label = {key: _dominant_of(keys, members) for key, members in groups.items()}
-        class_sizes: Counter[str] = Counter()
-        class_groups: Counter[str] = Counter()
-        for key, members in groups.items():
-            class_sizes[group_label[key]] += len(members)
-            class_groups[group_label[key]] += 1
+        names = list(ratios)
+        classes, group_class = _dominant_classes(keys, member_group, len(sizes))
+        class_sizes = np.bincount(group_class, weights=sizes, minlength=len(classes)).astype(np.int64)
+        class_groups = np.bincount(group_class, minlength=len(classes))
         rare = {
-            c: n
-            for c, n in class_sizes.items()
-            if c != NO_LABEL and (min(n * r for r in ratios.values()) < 1 or class_groups[c] < len(ratios))
+            c: int(n)
+            for c, n, g in zip(classes, class_sizes.tolist(), class_groups.tolist(), strict=True)
+            if n and c != NO_LABEL and (min(n * r for r in ratios.values()) < 1 or g < len(ratios))
         }
         if rare and params.rare_classes == "error":
             listing = ", ".join(f"{c} ({n})" for c, n in sorted(rare.items()))
             raise InputError("split", f"classes too small for every split (rare_classes: error): {listing}")
-        dropped: set[str] = set()
-        for key, label in group_label.items():
-            if label in rare and key not in split_of:
-                if params.rare_classes == "drop":
-                    dropped.add(key)
-                else:
-                    split_of[key] = "train"
-        common = {c: n for c, n in class_sizes.items() if c not in rare}
+        is_rare = np.array([c in rare for c in classes], dtype=bool)
+        open_rare = is_rare[group_class] & (split_of < 0)
+        dropped = open_rare if params.rare_classes == "drop" else np.zeros(len(sizes), dtype=bool)
+        if params.rare_classes != "drop":
+            split_of[open_rare] = names.index("train")
+        common = {c: int(n) for c, n, r in zip(classes, class_sizes.tolist(), is_rare, strict=True) if n and not r}
         targets = joint_targets(common, ratios)
-        filled: dict[str, Counter[str]] = defaultdict(Counter)
-        for key, split in split_of.items():
-            filled[group_label[key]][split] += len(groups[key])
-        by_class: dict[str, list[str]] = defaultdict(list)
-        for key, label in group_label.items():
-            if key not in split_of and key not in dropped:
-                by_class[label].append(key)
-        for label, keys in by_class.items():
-            keys.sort(key=lambda k: _hash(self.seed, k))
-            self._fill(keys, groups, targets[label], filled[label], split_of, list(ratios))
+        placed = split_of >= 0
+        filled = np.bincount(
+            group_class[placed] * len(names) + split_of[placed],
+            weights=sizes[placed],
+            minlength=len(classes) * len(names),
+        ).reshape(len(classes), len(names))
+        open_groups = np.flatnonzero(~placed & ~dropped)
+        open_groups = open_groups[np.argsort(group_class[open_groups], kind="stable")]  # by class, hash order within
+        bounds = np.searchsorted(group_class[open_groups], np.arange(len(classes) + 1))
+        for code, label in enumerate(classes):
+            members = open_groups[bounds[code] : bounds[code + 1]]
+            if len(members):
+                already = Counter({name: int(n) for name, n in zip(names, filled[code].tolist(), strict=True) if n})
+                chosen = self._fill(sizes[members].tolist(), targets[label], already, names)
+                split_of[members] = [names.index(name) for name in chosen]
         return rare, dropped
 
     @staticmethod
-    def _fill(
-        keys: list[str],
-        groups: dict[str, list[int]],
-        target: dict[str, int],
-        filled: Counter[str],
-        split_of: dict[str, str],
-        order: list[str],
-    ) -> None:
-        """Cut the hash-ordered groups at the targets: train first, then the others in order.
-
-        A split takes a group while that keeps it closer to its target than leaving it out; what
-        remains goes to whichever split is furthest below target.
-        """
+    def _fill(sizes: list[int], target: dict[str, int], filled: Counter[str], order: list[str]) -> list[str]:
+        """Cut the hash-ordered groups (of these sizes) at the targets: train first, then the
+        others in order. A split takes a group while that keeps it closer to its target than
+        leaving it out; what remains goes to whichever split is furthest below target.
+        Returns each group's split; ``filled`` counts what each split holds."""
         position = 0
-        for key in keys:
-            size = len(groups[key])
+        chosen = []
+        for size in sizes:
             while position < len(order) - 1 and filled[order[position]] + size / 2 > target[order[position]]:
                 position += 1
             split = order[position]
             if filled[split] + size / 2 > target[split]:
                 split = max(order, key=lambda s: (target[s] - filled[s], -order.index(s)))
-            split_of[key] = split
+            chosen.append(split)
             filled[split] += size
+        return chosen
 
-    def _multi_label(self, keys: Sequence[SplitKey], groups: dict[str, list[int]], split_of: dict[str, str]) -> None:
+    def _multi_label(self, keys: SplitKeys, member_group: np.ndarray, sizes: np.ndarray, split_of: np.ndarray) -> None:
         """Iterative stratification: the rarest label first; each of its groups goes where that
         label is most wanted, then where most records are wanted, then by seeded hash."""
         ratios: dict[str, float] = self.params.ratios  # type: ignore[attr-defined]
         splits = list(ratios)
-        group_labels: dict[str, Counter[str]] = {}
-        for key, members in groups.items():
-            counts: Counter[str] = Counter()
-            for i in members:
-                label = keys[i].label
-                counts.update(label if isinstance(label, list) else ([label] if label is not None else []))
-            group_labels[key] = counts
+        size = sizes.tolist()
+        group_labels: list[Counter[str]] = [Counter() for _ in range(len(sizes))]
+        for group, code in zip(member_group.tolist(), keys.label.tolist(), strict=True):
+            if code >= 0:
+                label = keys.labels[code]
+                group_labels[group].update(label if isinstance(label, tuple) else [label])
         label_totals: Counter[str] = Counter()
-        for counts in group_labels.values():
+        for counts in group_labels:
             label_totals.update(counts)
         total = len(keys)
         wanted_label = {s: {label: n * ratios[s] for label, n in label_totals.items()} for s in splits}
         wanted = {s: total * ratios[s] for s in splits}
-        for key, split in split_of.items():
-            for label, n in group_labels[key].items():
+        for group in np.flatnonzero(split_of >= 0).tolist():
+            split = splits[split_of[group]]
+            for label, n in group_labels[group].items():
                 wanted_label[split][label] -= n
-            wanted[split] -= len(groups[key])
-        remaining = {key for key in groups if key not in split_of}
-        by_label: dict[str, set[str]] = defaultdict(set)
-        for key in remaining:
-            for label in group_labels[key]:
-                by_label[label].add(key)
+            wanted[split] -= size[group]
+        remaining = set(np.flatnonzero(split_of < 0).tolist())
+        by_label: dict[str, set[int]] = defaultdict(set)
+        for group in remaining:
+            for label in group_labels[group]:
+                by_label[label].add(group)
         while remaining:
-            live = {label: keys & remaining for label, keys in by_label.items() if keys & remaining}
+            live = {label: groups & remaining for label, groups in by_label.items() if groups & remaining}
             if not live:
-                chosen = sorted(remaining, key=lambda k: _hash(self.seed, k))
+                chosen = sorted(remaining)  # group numbers are in seeded hash order
             else:
                 label = min(live, key=lambda lb: (len(live[lb]), _hash(self.seed, lb)))
-                chosen = sorted(live[label], key=lambda k: (-len(groups[k]), _hash(self.seed, k)))
-            for key in chosen:
-                counts = group_labels[key]
+                chosen = sorted(live[label], key=lambda g: (-size[g], g))
+            for group in chosen:
                 focus = label if live else None
                 split = max(
                     splits, key=lambda s: (wanted_label[s].get(focus, 0) if focus else 0, wanted[s], -splits.index(s))
                 )
-                split_of[key] = split
-                for lb, n in counts.items():
+                split_of[group] = splits.index(split)
+                for lb, n in group_labels[group].items():
                     wanted_label[split][lb] -= n
-                wanted[split] -= len(groups[key])
-                remaining.discard(key)
+                wanted[split] -= size[group]
+                remaining.discard(group)
 
-    def _by_size(self, groups: dict[str, list[int]], split_of: dict[str, str]) -> None:
+    def _by_size(self, sizes: np.ndarray, split_of: np.ndarray) -> None:
         """No labels: hash order, cut at the record targets."""
         ratios: dict[str, float] = self.params.ratios  # type: ignore[attr-defined]
-        total = sum(len(m) for m in groups.values())
-        target = joint_targets({NO_LABEL: total}, ratios)[NO_LABEL]
-        filled: Counter[str] = Counter()
-        for key, split in split_of.items():
-            filled[split] += len(groups[key])
-        keys = sorted((k for k in groups if k not in split_of), key=lambda k: _hash(self.seed, k))
-        self._fill(keys, groups, target, filled, split_of, list(ratios))
+        names = list(ratios)
+        target = joint_targets({NO_LABEL: int(sizes.sum())}, ratios)[NO_LABEL]
+        placed = split_of >= 0
+        filled = Counter(
+            {names[s]: int(n) for s, n in enumerate(np.bincount(split_of[placed], weights=sizes[placed])) if n}
+        )
+        open_groups = np.flatnonzero(~placed)
+        chosen = self._fill(sizes[open_groups].tolist(), target, filled, names)
+        split_of[open_groups] = [names.index(name) for name in chosen]
 
 
-def _dominant(label: str | list[str] | None) -> str:
+def _dominant(label: str | Sequence[str] | None) -> str:
+    """The class a record counts for: its label, or a multi-label record's first label by name."""
     if label is None:
         return NO_LABEL
     return label if isinstance(label, str) else (sorted(label)[0] if label else NO_LABEL)
 
 
-def _dominant_of(keys: Sequence[SplitKey], members: list[int]) -> str:
-    """A group's most frequent label (ties: alphabetical), by which it is stratified."""
-    counts = Counter(_dominant(keys[i].label) for i in members)
-    return min(counts, key=lambda label: (-counts[label], label))
+def _dominant_classes(keys: SplitKeys, member_group: np.ndarray, group_count: int) -> tuple[list[str], np.ndarray]:
+    """The class names (sorted) and each group's class: its most frequent label (ties:
+    alphabetical), by which it is stratified."""
+    dominant = [_dominant(label) for label in keys.labels] + [NO_LABEL]
+    classes = sorted(set(dominant))
+    code_of = np.array([classes.index(name) for name in dominant], dtype=np.int64)
+    record_class = code_of[keys.label]  # label -1 (none) picks the last entry, NO_LABEL
+    width = len(classes)
+    pairs, counts = np.unique(member_group * width + record_class, return_counts=True)
+    group, label = pairs // width, pairs % width
+    order = np.lexsort((label, -counts, group))
+    chosen = order[np.r_[True, group[order][1:] != group[order][:-1]]]
+    group_class = np.empty(group_count, dtype=np.int64)
+    group_class[group[chosen]] = label[chosen]
+    return classes, group_class

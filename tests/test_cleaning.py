@@ -142,6 +142,26 @@ def test_near_dedup_on_documents_and_cluster_mode(shared_data):
     assert sum("near_dup_cluster" in r.meta for r in kept) == 10
 
 
+def test_exact_dedup_across_batches_names_the_first_record_of_each_text(monkeypatch):
+    """Batches of 7 over 400 records of 60 texts: each record is checked against every earlier
+    batch and the earlier records of its own, as one dict over the whole stream would."""
+    from cleaning import dedup
+
+    monkeypatch.setattr(dedup, "DEDUP_BATCH", 7)
+    rng = random.Random(3)
+    texts = [f"text number {n}" for n in range(60)]
+    records = [rec(i, rng.choice(texts) + rng.choice(["", "!", "  "])) for i in range(400)]
+    first: dict[str, str] = {}
+    expected = []
+    for record in records:
+        key = record.text.rstrip("! ")
+        expected.append(first.get(key))
+        first.setdefault(key, record.id)
+    decided = [(reason, r.meta.get("duplicate_of")) for r, reason in ExactDedup().decide(records)]
+    assert decided == [(None, None) if e is None else ("exact_duplicate", e) for e in expected]
+    assert sum(e is None for e in expected) == 60
+
+
 def test_lsh_bands_match_the_threshold():
     bands, rows = optimal_bands(0.8, 128)
     assert bands * rows <= 128

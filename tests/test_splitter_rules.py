@@ -14,12 +14,13 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from corpusmill.schema import Record
-from corpusmill.steps import SplitKey
+from corpusmill.steps import SplitKey, SplitKeys
 from splitting import StratifiedSplitter
-from splitting.stratified import NO_LABEL, _dominant, _dominant_of, _floor, joint_targets
+from splitting.stratified import NO_LABEL, _dominant, _dominant_classes, _floor, joint_targets
 
 SOURCE = {"kind": "import", "uri": "t", "dataset": "t"}
 THREE = ("train", "validation", "test")
@@ -27,12 +28,8 @@ THREE = ("train", "validation", "test")
 
 def fill(sizes: list[int], target: dict[str, int], filled: dict[str, int] | None = None) -> tuple[list[str], Counter]:
     """Run ``_fill`` over groups of these sizes, in this (already hash-sorted) order."""
-    keys = [f"g{i}" for i in range(len(sizes))]
-    groups = {key: list(range(size)) for key, size in zip(keys, sizes, strict=True)}
     counts: Counter[str] = Counter(filled or {})
-    split_of: dict[str, str] = {}
-    StratifiedSplitter._fill(keys, groups, target, counts, split_of, list(THREE))
-    return [split_of[key] for key in keys], counts
+    return StratifiedSplitter._fill(sizes, target, counts, list(THREE)), counts
 
 
 def test_fill_cuts_in_order_train_first_at_the_targets():
@@ -186,10 +183,19 @@ def test_joint_targets_repair_an_overfilled_split_by_moving_a_rounded_up_record(
 
 
 def test_a_group_is_stratified_by_its_most_frequent_label_ties_alphabetical():
-    keys = [SplitKey(f"r{i}", label, "g") for i, label in enumerate(["b", "a", "b", "c"])]
-    assert _dominant_of(keys, [0, 1, 2, 3]) == "b"
-    assert _dominant_of(keys, [0, 1]) == "a"  # one each: alphabetical
-    assert _dominant_of(keys, [3, 0]) == "b"
+    keys = SplitKeys(seed=0)
+    for i, label in enumerate(["b", "a", "b", "c"]):
+        keys.append(SplitKey(f"r{i}", label, "g"))
+
+    def dominant(members: list[int]) -> str:
+        """The class of a group of these records (the others in a second group)."""
+        member_group = np.array([0 if i in members else 1 for i in range(4)])
+        classes, group_class = _dominant_classes(keys, member_group, 2)
+        return classes[group_class[0]]
+
+    assert dominant([0, 1, 2, 3]) == "b"
+    assert dominant([0, 1]) == "a"  # one each: alphabetical
+    assert dominant([3, 0]) == "b"
     assert _dominant("z") == "z"
     assert _dominant(["z", "b", "m"]) == "b"  # a multi-label record counts as its first label by name
     assert _dominant(None) == NO_LABEL

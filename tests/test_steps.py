@@ -71,3 +71,28 @@ def test_random_split_hits_exact_counts_keeps_groups_together_and_is_seeded():
 def test_target_counts_add_up():
     assert target_counts(7, {"train": 0.8, "validation": 0.1, "test": 0.1}) == {"train": 5, "validation": 1, "test": 1}
     assert sum(target_counts(1001, {"a": 0.5, "b": 0.25, "c": 0.25}).values()) == 1001
+
+
+def test_digest_counts_number_and_count_each_digest_as_a_dict_would():
+    """Batches of varied size (so sorted runs are made and merged many times), with digests
+    repeated within a batch and across batches."""
+    import random
+
+    from corpusmill.digests import DigestCounts, digest
+
+    rng = random.Random(11)
+    counts = DigestCounts()
+    numbers: dict[bytes, int] = {}
+    seen: dict[bytes, int] = {}
+    for _ in range(300):
+        batch = [digest(str(rng.randrange(2000))) for _ in range(rng.randint(1, 40))]
+        got_numbers, got_before = counts.add(batch)
+        expected_numbers, expected_before = [], []
+        for key in batch:
+            numbers.setdefault(key, len(numbers))
+            expected_numbers.append(numbers[key])
+            expected_before.append(seen.get(key, 0))
+            seen[key] = seen.get(key, 0) + 1
+        assert got_numbers.tolist() == expected_numbers
+        assert got_before.tolist() == expected_before
+    assert len(counts) == len(numbers) > 1500
