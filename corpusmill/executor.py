@@ -350,13 +350,15 @@ class PipelineRunner(StepRunner):
             with (out / "records.jsonl").open("w", encoding="utf-8") as handle:
                 for reader in readers:
                     reader.reject_sink = rejects.sink(f"{reader.label}.jsonl")
-                    stream = reader.run()
+                    stream = reader.run_lines()
                     while batch := list(islice(stream, READ_BATCH)):
-                        _, before = seen.add([digest(record.id) for record in batch])
-                        for record, repeats in zip(batch, before.tolist(), strict=True):
+                        _, before = seen.add([digest(record_id) for record_id, _ in batch])
+                        for (record_id, line), repeats in zip(batch, before.tolist(), strict=True):
                             if repeats:
-                                record.id = f"{record.id}-{repeats + 1}"
-                            handle.write(record.to_json() + "\n")
+                                record = Record.from_json(line)
+                                record.id = f"{record_id}-{repeats + 1}"
+                                line = record.to_json()
+                            handle.write(line + "\n")
                         self.progress.advance(task, len(batch))  # a shard at a time, as elsewhere
                     reader.reject_sink = None
                     reports.append(_report(reader, reader.stats))

@@ -279,3 +279,43 @@ def test_encoding_is_detected(tmp_path):
     assert [r.text for r in read(tmp_path / "cp1252.csv")] == ["Café crème on the menu today"]
     (tmp_path / "bom.csv").write_bytes("\ufefftext\nwith a byte order mark\n".encode())
     assert [r.text for r in read(tmp_path / "bom.csv")] == ["with a byte order mark"]
+
+
+PLAIN_CASES = [
+    ("text", "label", "group", "id"),
+    ('He said "hi"\\ back', "a|b", "g1", "x1"),
+    ("line one\nline two", "", "", "x2"),
+    ("tab\tand\x01control and é ü 漢字 😀", " c | ", "g1", "x3"),
+    ("plain", "a", "", ""),  # an empty id: the row is rejected
+]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl"])
+@pytest.mark.parametrize(
+    "options",
+    [{"label": "label"}, {"label": "label", "label_sep": "|", "group": "group"}, {"id": "id", "label": "label"}],
+)
+def test_plain_rows_become_the_same_lines_as_their_records(tmp_path, fmt, options):
+    """The fast lane (rows straight to JSON lines) writes byte for byte what building each
+    record and dumping it writes, and rejects the same rows for the same reasons."""
+    header, *rows = PLAIN_CASES
+    path = tmp_path / f"in.{fmt}"
+    if fmt == "jsonl":
+        body = [dict(zip(header, row, strict=True)) for row in rows]
+        body += [{"text": "a number label", "label": 7, "group": "g", "id": "x9"}, {"label": "no text"}]
+        path.write_text("".join(json.dumps(row) + "\n" for row in body), encoding="utf-8")
+    else:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, delimiter="," if fmt == "csv" else "\t")
+        writer.writerows([header, *rows, ("short row",)])
+        path.write_text(buffer.getvalue(), encoding="utf-8")
+
+    def reader():
+        return ImportSource(dataset="t", path=path, on_error="skip", uri="in", **options)
+
+    slow, fast = reader(), reader()
+    expected = [(record.id, record.to_json()) for record in slow.run()]
+    assert list(fast.run_lines()) == expected
+    assert len(expected) >= 3
+    assert fast.stats.dropped == slow.stats.dropped and sum(slow.stats.dropped.values()) >= 1
+    assert fast.stats.total == slow.stats.total and fast.stats.kept == slow.stats.kept

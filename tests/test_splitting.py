@@ -201,6 +201,20 @@ def test_planted_cross_split_duplicates_are_found(banking):
     with pytest.raises(InputError, match="leakage across splits"):
         StratifiedSplitter(seed=5, leakage={**leakage, "fail_on_leakage": True}).split_records(records)
 
+    from splitting import report
+
+    report.LEAKAGE_PAIRS_LISTED, listed_before = 5, report.LEAKAGE_PAIRS_LISTED
+    try:
+        capped = StratifiedSplitter(seed=5, leakage=leakage)
+        capped.split_records(records)
+    finally:
+        report.LEAKAGE_PAIRS_LISTED = listed_before
+    few = capped.report["leakage"]
+    assert few["pairs"] == leak["pairs"][:5]  # the first leaked records named, in record order
+    assert {k: few[k] for k in ("exact", "near", "total", "by_split")} == {
+        k: leak[k] for k in ("exact", "near", "total", "by_split")
+    }  # and every one counted
+
 
 def test_the_leakage_check_reads_signatures_only_for_records_sharing_a_band(banking, monkeypatch):
     """The signatures (hashed once) wait in a file; only the records that share a band with

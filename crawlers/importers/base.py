@@ -125,6 +125,32 @@ class RowReader(Reader):
         return self.mapping.to_record(row, self.dataset, self.uri or str(self.path), where)
 
     def read(self) -> Iterator[Record]:
+        for where, row in self._checked_rows():
+            record = self._record_of(where, row)
+            if record is not None:
+                yield record
+
+    def lines(self) -> Iterator[tuple[str, str]]:
+        """Plain rows straight to their JSON lines (:meth:`FieldMapping.line_writer`); any row it
+        cannot vouch for goes through :meth:`to_record`, so errors and rejects are the same."""
+        if type(self).to_record is not RowReader.to_record:  # a format that maps rows its own way
+            yield from super().lines()
+            return
+        line_of = self.mapping.line_writer(self.dataset, self.uri or str(self.path))
+        if line_of is None:
+            yield from super().lines()
+            return
+        for where, row in self._checked_rows():
+            line = line_of(row)
+            if line is not None:
+                yield line
+                continue
+            record = self._record_of(where, row)
+            if record is not None:
+                yield record.id, record.to_json()
+
+    def _checked_rows(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The rows that parsed, each with where it is; unparsable ones go to :meth:`bad`."""
         if self.path.is_file() and self.path.stat().st_size == 0:
             raise InputError(str(self.path), "empty input: the file is empty")
         empty = True
@@ -133,16 +159,21 @@ class RowReader(Reader):
             if isinstance(row, BadRow):
                 self.bad(where, row)
                 continue
-            missing = [column for column in self.required_columns() if column not in row]
-            if missing:
-                self.bad(where, BadRow("missing_field", f"missing field {missing[0]!r}", _raw(row)))
-                continue
-            try:
-                yield self.to_record(row, where)
-            except InputError as exc:
-                self.bad(where, BadRow(getattr(exc, "reason_label", "invalid_record"), exc.reason, _raw(row)))
+            yield where, row
         if empty:
             raise InputError(str(self.path), "empty input: no records")
+
+    def _record_of(self, where: str, row: dict[str, Any]) -> Record | None:
+        """The row's record, or ``None`` once :meth:`bad` has dealt with a row that cannot be one."""
+        missing = [column for column in self.required_columns() if column not in row]
+        if missing:
+            self.bad(where, BadRow("missing_field", f"missing field {missing[0]!r}", _raw(row)))
+            return None
+        try:
+            return self.to_record(row, where)
+        except InputError as exc:
+            self.bad(where, BadRow(getattr(exc, "reason_label", "invalid_record"), exc.reason, _raw(row)))
+            return None
 
     def required_columns(self) -> list[str]:
         return self.mapping.columns

@@ -45,8 +45,9 @@ class CsvReader(RowReader):
             if missing:
                 raise InputError(f"{path}:1", f"unknown column {missing[0]!r} (columns: {', '.join(header)})")
             rows = 0
+            name = str(path)  # formatted once, not per row
             while True:
-                where = f"{path}:{reader.line_num + 1}"
+                where = f"{name}:{reader.line_num + 1}"
                 try:
                     values = next(reader)
                 except StopIteration:

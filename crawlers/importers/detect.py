@@ -115,6 +115,13 @@ class ImportSource(Reader):
         return self.inner.fingerprint()
 
     def read(self) -> Iterator[Record]:
+        self._share_sinks()
+        return self.inner.read()
+
+    def lines(self) -> Iterator[tuple[str, str]]:
+        self._share_sinks()
+        return self.inner.lines()
+
+    def _share_sinks(self) -> None:
         self.inner.label = self.label
         self.inner.reject_sink = self.reject_sink
-        return self.inner.read()

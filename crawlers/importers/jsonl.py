@@ -19,8 +19,9 @@ def json_lines(reader: RowReader) -> Iterator[tuple[str, dict[str, Any] | BadRow
     path = reader.path
     with reader.open_binary() as handle:
         lines, encoding = byte_lines(handle, reader.encoding(), path)
+        name = str(path)  # formatted once, not per line
         for number, raw_bytes in enumerate(lines, start=1):
-            where = f"{path}:{number}"
+            where = f"{name}:{number}"
             try:
                 raw = raw_bytes.decode(encoding)
             except UnicodeDecodeError as exc:

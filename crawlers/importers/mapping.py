@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Callable
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +80,58 @@ class FieldMapping(BaseModel):
             "meta": {**(meta or {}), **{column: _plain(row.get(column)) for column in self.meta}},
         }
         return Record.from_dict(data, where)
+
+    def line_writer(self, dataset: str, uri: str) -> Callable[[dict[str, Any]], tuple[str, str] | None] | None:
+        """For a mapping of plain columns (a text, and string labels, ids and groups), a function
+        from a row to its record's ``(id, JSON line)`` — the line :meth:`to_record` then
+        ``Record.to_json()`` would give, without building and dumping the model — or ``None``
+        for a row it cannot vouch for (a missing column, a number where a string was expected),
+        which the caller then maps the slow way, errors and all. ``None`` instead of a function
+        for mappings with chat messages or meta columns."""
+        if self.messages or self.meta:
+            return None
+        text_column, label_column, id_column, group_column = self.text_column, self.label, self.id, self.group
+        label_sep = self.label_sep
+        columns = self.columns
+        source = json.dumps(
+            {"dataset": dataset, "fetched_at": None, "kind": "import", "uri": uri},
+            ensure_ascii=False,
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        prefix = f"{dataset}\0".encode()
+
+        def line(row: dict[str, Any]) -> tuple[str, str] | None:
+            if any(column not in row for column in columns):
+                return None
+            text = row[text_column]
+            label = row[label_column] if label_column else None
+            group = row[group_column] if group_column else None
+            if not isinstance(text, str) or not isinstance(label, str | None) or not isinstance(group, str | None):
+                return None
+            if id_column:
+                value = row[id_column]
+                if not isinstance(value, str) or not value:
+                    return None
+                record_id = f"{dataset}:{value}"
+            else:
+                record_id = f"{dataset}-{hashlib.sha256(prefix + text.encode()).hexdigest()[:16]}"
+            if not label:
+                label_json = "null"
+            elif label_sep:
+                label_json = (
+                    "[" + ",".join(encode_basestring(p.strip()) for p in label.split(label_sep) if p.strip()) + "]"
+                )
+            else:
+                label_json = encode_basestring(label)
+            group_json = encode_basestring(group) if group else "null"
+            return record_id, (
+                f'{{"augmentation":null,"group":{group_json},"id":{encode_basestring(record_id)},'
+                f'"label":{label_json},"messages":null,"meta":{{}},"parent_id":null,"source":{source},'
+                f'"split":null,"text":{encode_basestring(text)}}}'
+            )
+
+        return line
 
     def _record_id(
         self, row: dict[str, Any], dataset: str, text: str | None, messages: list[Any] | None, where: str
