@@ -22,7 +22,6 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from itertools import islice
 from pathlib import Path
 from typing import IO, Any
 
@@ -42,9 +41,6 @@ from corpusmill.steps import PipelineStep, Reader, RecordStep, Rejected
 
 CHUNK_SIZE = 256
 """Records per shard; fixed so that output order does not depend on the worker count."""
-
-READ_BATCH = 10_000
-"""Records read between two look-ups of their ids among those read before."""
 
 DONE = "_DONE.json"
 
@@ -350,8 +346,7 @@ class PipelineRunner(StepRunner):
             with (out / "records.jsonl").open("w", encoding="utf-8") as handle:
                 for reader in readers:
                     reader.reject_sink = rejects.sink(f"{reader.label}.jsonl")
-                    stream = reader.run_lines()
-                    while batch := list(islice(stream, READ_BATCH)):
+                    for batch in reader.run_lines():
                         _, before = seen.add([digest(record_id) for record_id, _ in batch])
                         for (record_id, line), repeats in zip(batch, before.tolist(), strict=True):
                             if repeats:

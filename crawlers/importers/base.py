@@ -7,6 +7,7 @@ import io
 from abc import abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
@@ -14,7 +15,7 @@ from pydantic import BaseModel
 
 from corpusmill.errors import InputError
 from corpusmill.schema import Record
-from corpusmill.steps import Reader
+from corpusmill.steps import LINE_BATCH, Reader
 from crawlers.encoding import guess_encoding
 from crawlers.importers.mapping import FieldMapping
 
@@ -130,24 +131,26 @@ class RowReader(Reader):
             if record is not None:
                 yield record
 
-    def lines(self) -> Iterator[tuple[str, str]]:
+    def line_batches(self) -> Iterator[list[tuple[str, str]]]:
         """Plain rows straight to their JSON lines (:meth:`FieldMapping.line_writer`); any row it
         cannot vouch for goes through :meth:`to_record`, so errors and rejects are the same."""
-        if type(self).to_record is not RowReader.to_record:  # a format that maps rows its own way
-            yield from super().lines()
-            return
         line_of = self.mapping.line_writer(self.dataset, self.uri or str(self.path))
-        if line_of is None:
-            yield from super().lines()
+        if line_of is None or type(self).to_record is not RowReader.to_record:  # mapped its own way
+            yield from super().line_batches()
             return
-        for where, row in self._checked_rows():
-            line = line_of(row)
-            if line is not None:
-                yield line
-                continue
-            record = self._record_of(where, row)
-            if record is not None:
-                yield record.id, record.to_json()
+        rows = self._checked_rows()
+        while batch := list(islice(rows, LINE_BATCH)):
+            lines = [line_of(row) for _, row in batch]
+            if None in lines:  # the rows it cannot vouch for, the slow way, in order
+                slow = (
+                    line or self._line_of_record(where, row) for (where, row), line in zip(batch, lines, strict=True)
+                )
+                lines = [line for line in slow if line]
+            yield lines  # type: ignore[misc]
+
+    def _line_of_record(self, where: str, row: dict[str, Any]) -> tuple[str, str] | None:
+        record = self._record_of(where, row)
+        return None if record is None else (record.id, record.to_json())
 
     def _checked_rows(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """The rows that parsed, each with where it is; unparsable ones go to :meth:`bad`."""

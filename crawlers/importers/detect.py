@@ -118,9 +118,9 @@ class ImportSource(Reader):
         self._share_sinks()
         return self.inner.read()
 
-    def lines(self) -> Iterator[tuple[str, str]]:
+    def line_batches(self) -> Iterator[list[tuple[str, str]]]:
         self._share_sinks()
-        return self.inner.lines()
+        return self.inner.line_batches()
 
     def _share_sinks(self) -> None:
         self.inner.label = self.label

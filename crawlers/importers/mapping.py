@@ -92,7 +92,6 @@ class FieldMapping(BaseModel):
             return None
         text_column, label_column, id_column, group_column = self.text_column, self.label, self.id, self.group
         label_sep = self.label_sep
-        columns = self.columns
         source = json.dumps(
             {"dataset": dataset, "fetched_at": None, "kind": "import", "uri": uri},
             ensure_ascii=False,
@@ -102,15 +101,16 @@ class FieldMapping(BaseModel):
         prefix = f"{dataset}\0".encode()
 
         def line(row: dict[str, Any]) -> tuple[str, str] | None:
-            if any(column not in row for column in columns):
+            try:
+                text = row[text_column]
+                label = row[label_column] if label_column else None
+                group = row[group_column] if group_column else None
+                value = row[id_column] if id_column else None
+            except KeyError:
                 return None
-            text = row[text_column]
-            label = row[label_column] if label_column else None
-            group = row[group_column] if group_column else None
             if not isinstance(text, str) or not isinstance(label, str | None) or not isinstance(group, str | None):
                 return None
             if id_column:
-                value = row[id_column]
                 if not isinstance(value, str) or not value:
                     return None
                 record_id = f"{dataset}:{value}"
