@@ -20,6 +20,8 @@ ModelOption = Annotated[
     ),
 ]
 
+TrainConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML: hyperparameters, objective.")]
+
 
 def _task(task: str) -> str:
     if task not in ("classification", "causal-lm"):
@@ -32,7 +34,7 @@ def train_command(
     out: Annotated[Path, typer.Option("--out", help="Directory for the model and the report.")],
     task: TaskOption = "classification",
     model: ModelOption = "minilm",
-    config: Annotated[Path | None, typer.Option("--config", help="YAML: hyperparameters, objective.")] = None,
+    config: TrainConfigOption = None,
     search: Annotated[Path | None, typer.Option("--search", help="YAML search space (grid or random).")] = None,
     merge: Annotated[bool, typer.Option(help="LoRA: also save the adapter merged into the base model.")] = False,
 ) -> None:
@@ -123,7 +125,7 @@ def ablate(
     out: Annotated[Path, typer.Option("--out", help="Directory for the ablation report.")],
     task: TaskOption = "classification",
     model: ModelOption = "minilm",
-    config: Annotated[Path | None, typer.Option("--config", help="YAML: hyperparameters, objective.")] = None,
+    config: TrainConfigOption = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "1,2,3",
 ) -> None:
     """Train with and without the augmented records over several seeds: did augmentation help?"""
