@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from corpusmill.errors import InputError
 from corpusmill.schema import Record
 from corpusmill.steps import SplitKey, SplitKeys
 from splitting import StratifiedSplitter
@@ -254,6 +255,15 @@ def write_release(directory: Path, splits: dict[str, list[str]]) -> Path:
         (directory / "data" / f"{name}.jsonl").write_text("".join(json.dumps({"id": i}) + "\n" for i in ids))
     (directory / "manifest.json").write_text(json.dumps(manifest))
     return directory
+
+
+def test_a_previous_split_the_ratios_do_not_name_is_refused_only_when_a_record_was_in_it(tmp_path):
+    previous = write_release(tmp_path / "v1", {"train": ["G0"], "test": ["G1"], "dev": ["gone1"]})
+    placed = split_groups({"G": (4, "a"), "H": (6, "a")}, HALVES, previous=previous)
+    assert placed["G"] in ("train", "test")  # no record of this dataset was in "dev"
+    moved = write_release(tmp_path / "v2", {"train": ["G0"], "dev": ["H1", "H2"]})
+    with pytest.raises(InputError, match=r"v2: records in split\(s\) dev that ratios do not name"):
+        split_groups({"G": (4, "a"), "H": (6, "a")}, HALVES, previous=moved)
 
 
 def test_a_group_with_old_records_in_several_splits_follows_most_of_them(tmp_path):
