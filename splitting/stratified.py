@@ -216,8 +216,7 @@ def _majority_split(member_group: np.ndarray, old: np.ndarray, group_count: int)
     width = int(old.max()) + 1
     pairs, first, counts = np.unique(member_group[placed] * width + old[placed], return_index=True, return_counts=True)
     group, split = pairs // width, pairs % width
-    order = np.lexsort((placed[first], -counts, group))
-    chosen = order[np.r_[True, group[order][1:] != group[order][:-1]]]
+    chosen = _best_of_each_group(group, -counts, placed[first])
     split_of[group[chosen]] = split[chosen]
     return split_of
 
@@ -273,11 +272,12 @@ class StratifiedSplitter(Splitter):
 
         record_split = split_of[member_group]
         kept = ~dropped[member_group]
+        keeps = kept.tolist()
         out: list[str | DropRecord] = [
             names[split] if keep else DropRecord("rare_class", {"label": _dominant(keys.label_of(index))})
-            for index, (split, keep) in enumerate(zip(record_split.tolist(), kept.tolist(), strict=True))
+            for index, (split, keep) in enumerate(zip(record_split.tolist(), keeps, strict=True))
         ]
-        texts = ((r.id, r.body) for r, keep in zip(records(), kept.tolist(), strict=True) if keep)
+        texts = ((r.id, r.body) for r, keep in zip(records(), keeps, strict=True) if keep)
         previously = (old >= 0) & kept
         self.report = split_report(
             keys.labels,
@@ -446,6 +446,12 @@ def _dominant(label: str | Sequence[str] | None) -> str:
     return label if isinstance(label, str) else (sorted(label)[0] if label else NO_LABEL)
 
 
+def _best_of_each_group(group: np.ndarray, *ranks: np.ndarray) -> np.ndarray:
+    """For each distinct ``group``, the position of its entry that sorts first by ``ranks``."""
+    order = np.lexsort((*reversed(ranks), group))
+    return order[np.r_[True, group[order][1:] != group[order][:-1]]]
+
+
 def _dominant_classes(keys: SplitKeys, member_group: np.ndarray, group_count: int) -> tuple[list[str], np.ndarray]:
     """The class names (sorted) and each group's class: its most frequent label (ties:
     alphabetical), by which it is stratified."""
@@ -456,8 +462,7 @@ def _dominant_classes(keys: SplitKeys, member_group: np.ndarray, group_count: in
     width = len(classes)
     pairs, counts = np.unique(member_group * width + record_class, return_counts=True)
     group, label = pairs // width, pairs % width
-    order = np.lexsort((label, -counts, group))
-    chosen = order[np.r_[True, group[order][1:] != group[order][:-1]]]
+    chosen = _best_of_each_group(group, -counts, label)
     group_class = np.empty(group_count, dtype=np.int64)
     group_class[group[chosen]] = label[chosen]
     return classes, group_class
