@@ -5,20 +5,20 @@ and prints the outcome (:mod:`corpusmill.console`). ``import``, ``clean``, ``spl
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from corpusmill import __version__
+from corpusmill.commands import demo, release_app, schema, serve, steps
 from corpusmill.config import load_config
 from corpusmill.console import (
     WorkersOption,
     console,
     fail,
-    print_registered_steps,
     print_resumed,
+    print_split,
     print_steps,
     print_summary,
     reasons,
@@ -37,8 +37,6 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,
 )
-release_app = typer.Typer(help="Inspect and check releases.", no_args_is_help=True, rich_markup_mode=None)
-app.add_typer(release_app, name="release")
 
 
 def _version(value: bool) -> None:
@@ -144,17 +142,6 @@ def import_(
     say(f"Records: {out}\nRejects: {result.rejects}")
 
 
-DEFAULT_CLEAN = [
-    {"step": "html_to_text"},
-    {"step": "fix_unicode"},
-    {"step": "normalize"},
-    {"step": "length", "min_words": 1},
-    {"step": "pii"},
-    {"step": "exact_dedup"},
-    {"step": "near_dedup"},
-]
-
-
 @app.command()
 def clean(
     source: Annotated[Path, typer.Argument(help="Records JSONL, or any file the importers read.")],
@@ -165,12 +152,9 @@ def clean(
     read: ReadOption = None,
 ) -> None:
     """Clean records with the steps of a config's clean section (or a sensible default set)."""
-    from corpusmill.config import load_step_file, make_steps
+    from corpusmill.partial import clean_steps
 
-    def steps() -> list[Any]:
-        return load_step_file(config, "clean") if config else make_steps(DEFAULT_CLEAN, "clean", "clean", {})
-
-    _, result = _partial(source, format, read, steps, out, workers)
+    _, result = _partial(source, format, read, lambda: clean_steps(config), out, workers)
     print_steps("Clean steps", result)
     say(f"Records: {out}\nRejects: {result.rejects}/")
 
@@ -194,28 +178,19 @@ def split(
     read: ReadOption = None,
 ) -> None:
     """Split records into stratified, group-aware splits with a leakage report."""
-    from corpusmill.partial import splitter_step
+    from corpusmill.partial import ratios_by_name, splitter_step
 
-    split_names = [n.strip() for n in names.split(",")]
     try:
-        values = [float(v) for v in ratios.split(",")]
-        if len(values) != len(split_names):
-            raise ValueError(f"{len(values)} ratios for {len(split_names)} split names")
+        params: dict[str, Any] = {"ratios": ratios_by_name(ratios, names), "stratify_by": stratify_by}
     except ValueError as exc:
         raise usage_error(exc) from None
-    params = {"ratios": dict(zip(split_names, values, strict=True)), "stratify_by": stratify_by}
     params |= {"group_by": group_by, "previous": previous, "rare_classes": rare_classes}
     params["leakage"] = {"fail_on_leakage": fail_on_leakage}
+    splits = list(params["ratios"])
     _, result = _partial(
-        source, format, read, lambda: [splitter_step(params, seed)], out, workers, seed=seed, splits=split_names
+        source, format, read, lambda: [splitter_step(params, seed)], out, workers, seed=seed, splits=splits
     )
-    report = result.steps[-1].report
-    leak = report["leakage"]
-    say(
-        f"{', '.join(f'{name} {n}' for name, n in report['splits'].items())}; rare classes: "
-        f"{len(report['rare_classes'])}; largest class deviation {report['largest_deviation']['records']:+} "
-        f"records; leakage: {leak['exact']} exact, {leak['near']} near"
-    )
+    print_split(result.steps[-1].report)
     say(f"Splits: {out}/")
 
 
@@ -239,10 +214,10 @@ def augment(
     parameters), e.g. --set 'pivots=[{language: de}]' --set n=2."""
     from corpusmill.partial import assignments, step_specs
 
-    def steps() -> list[Any]:
+    def augment_steps() -> list[Any]:
         return step_specs(step, assignments(set_ or [], "--set"), "augment", seed)
 
-    _, result = _partial(source, format, read, steps, out, workers, seed=seed)
+    _, result = _partial(source, format, read, augment_steps, out, workers, seed=seed)
     print_steps("Augment steps", result)
     say(f"Records: {out}")
 
@@ -253,95 +228,8 @@ app.command()(generate)
 app.command()(ablate)
 
 
-@app.command()
-def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 8000,
-    workspace: Annotated[Path, typer.Option(help="Where jobs, inputs, crawls and releases live.")] = Path(
-        "corpusmill-service"
-    ),
-    token_file: Annotated[
-        Path | None, typer.Option(help="File holding the bearer token [default: $CORPUSMILL_TOKEN].")
-    ] = None,
-    allow_private_targets: Annotated[
-        bool, typer.Option(help="Let crawl jobs reach loopback and private addresses.")
-    ] = False,
-    max_jobs: Annotated[int, typer.Option(min=1, help="Jobs running at once.")] = 1,
-    public_docs: Annotated[bool, typer.Option(help="Serve /docs and /openapi.json without the token.")] = False,
-) -> None:
-    """Run the HTTP API (OpenAPI docs at /docs); every endpoint but /health needs the token.
-
-    Without a configured token one is generated and printed with a ready URL (as Jupyter does);
-    on loopback, requests must name the bound address in ``Host`` (no DNS rebinding).
-    """
-    from corpusmill.service import serve as run_service
-
-    try:
-        run_service(host, port, workspace, token_file, allow_private_targets, max_jobs, public_docs, console)
-    except CorpusmillError as exc:
-        raise fail(exc) from None
-
-
-@app.command()
-def steps(
-    name: Annotated[str | None, typer.Argument(help="A step's name: show its parameters.")] = None,
-) -> None:
-    """List every registered step with its kind, or show one step's parameters."""
-    print_registered_steps(name)
-
-
-@app.command()
-def schema(
-    out: Annotated[Path | None, typer.Option("--out", help="Write here instead of standard output.")] = None,
-) -> None:
-    """Write a JSON Schema of the build config (every registered step's parameters), for editors."""
-    from corpusmill.config import build_config_schema
-    from corpusmill.io import atomic_write
-
-    text = json.dumps(build_config_schema(), indent=2, sort_keys=True) + "\n"
-    if out is None:
-        print(text, end="")
-        return
-    with atomic_write(out) as handle:
-        handle.write(text)
-    say(f"Schema: {out}")
-
-
-@release_app.command("verify")
-def release_verify(directory: Annotated[Path, typer.Argument(help="Release directory.")]) -> None:
-    """Recompute every checksum and count of a release; exit 1 at the first mismatch."""
-    from corpusmill.release import verify_release
-
-    try:
-        manifest = verify_release(directory)
-    except CorpusmillError as exc:
-        raise fail(exc) from None
-    counts = ", ".join(f"{name} {info['records']}" for name, info in manifest["splits"].items())
-    say(f"OK {directory}: {len(manifest['files'])} files, {counts}; accounting balances")
-
-
-@app.command()
-def demo(
-    out_dir: Annotated[Path, typer.Option("--out", help="Where the demo writes its inputs and release.")] = Path(
-        "corpusmill-demo"
-    ),
-    workers: WorkersOption = None,
-    train_model: Annotated[
-        bool, typer.Option("--train/--no-train", help="End with short fine-tunes of MiniLM and SmolLM2.")
-    ] = True,
-    skip_classifier: Annotated[bool, typer.Option(help="Fine-tune only the chat model.")] = False,
-) -> None:
-    """Build a release from the help-centre corpus that ships inside corpusmill, then fine-tune on it:
-    an intent classifier (MiniLM) and a chat model (SmolLM2-135M-Instruct with LoRA)."""
-    from corpusmill.demo import prepare_demo
-    from corpusmill.demo.training import train_demo_models
-
-    try:
-        config_path = prepare_demo(out_dir, console)
-        result = LocalExecutor(load_config(config_path), workers=workers, console=console).build()
-        print_summary(result)
-        say(f"Config: {config_path}\nCard:   {result.release_dir / 'README.md'}")
-        for line in train_demo_models(result.release_dir, out_dir, skip_classifier, console) if train_model else []:
-            say(line)
-    except CorpusmillError as exc:
-        raise fail(exc) from None
+app.command()(serve)
+app.command()(steps)
+app.command()(schema)
+app.command()(demo)
+app.add_typer(release_app, name="release")

@@ -73,6 +73,17 @@ def print_resumed(result: Any) -> None:
         say(f"Resumed from checkpoints: {', '.join(resumed)}")
 
 
+def print_split(report: dict[str, Any]) -> None:
+    """The ``split`` command's one line: records per split, rare classes, the largest class
+    deviation and leaks."""
+    leak = report["leakage"]
+    say(
+        f"{', '.join(f'{name} {n}' for name, n in report['splits'].items())}; rare classes: "
+        f"{len(report['rare_classes'])}; largest class deviation {report['largest_deviation']['records']:+} "
+        f"records; leakage: {leak['exact']} exact, {leak['near']} near"
+    )
+
+
 def print_summary(result: BuildResult) -> None:
     """Records per split, rejects by reason and where the release is."""
     from corpusmill.release import MANIFEST

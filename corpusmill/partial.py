@@ -105,6 +105,32 @@ def step_specs(spec: str, settings: dict[str, Any], kind: str, seed: int = 0) ->
     return steps
 
 
+DEFAULT_CLEAN = [
+    {"step": "html_to_text"},
+    {"step": "fix_unicode"},
+    {"step": "normalize"},
+    {"step": "length", "min_words": 1},
+    {"step": "pii"},
+    {"step": "exact_dedup"},
+    {"step": "near_dedup"},
+]
+"""The ``clean`` command's steps when no config names them."""
+
+
+def clean_steps(config: Path | None) -> list[PipelineStep]:
+    """The ``clean:`` list of a YAML file, or :data:`DEFAULT_CLEAN`."""
+    return load_step_file(config, "clean") if config else make_steps(DEFAULT_CLEAN, "clean", "clean", {})
+
+
+def ratios_by_name(ratios: str, names: str) -> dict[str, float]:
+    """``"0.8,0.1,0.1"`` and ``"train,validation,test"`` paired up; ``ValueError`` when they do not pair."""
+    split_names = [name.strip() for name in names.split(",")]
+    values = [float(value) for value in ratios.split(",")]
+    if len(values) != len(split_names):
+        raise ValueError(f"{len(values)} ratios for {len(split_names)} split names")
+    return dict(zip(split_names, values, strict=True))
+
+
 def splitter_step(params: dict[str, Any], seed: int) -> PipelineStep:
     """The ``split`` command's stratified splitter, labelled as a build's would be."""
     splitter = make_step("split", "stratified", "split", params)
