@@ -340,7 +340,7 @@ class PipelineRunner(StepRunner):
         """Read every source in order; repeated content ids get a ``-2``, ``-3`` … suffix."""
         rejects = RejectLog(out / "rejects")
         reports = []
-        seen = DigestCounts()  # every id read so far: 32 bytes each, not a dict entry of ~150
+        seen = DigestCounts()  # every id read so far: 24 bytes each, not a dict entry of ~150
         task = self.progress.add_task(readers[-1].label, total=None)
         try:
             with (out / "records.jsonl").open("w", encoding="utf-8") as handle:
