@@ -185,6 +185,9 @@ class SpilledSignatures:
             self.release()
         return self._rows[index]
 
+    def __len__(self) -> int:
+        return len(self._rows)
+
     def release(self) -> None:
         """Hand the map's resident pages back (a later read faults them in from the page cache)."""
         self._map.madvise(mmap.MADV_DONTNEED)
@@ -203,8 +206,13 @@ class SpilledSignatures:
 def _band_pairs(signatures: SpilledSignatures, threshold: float) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Each LSH band's candidate pairs in turn (:func:`band_pairs`): one band's keys in memory at a time."""
     bands, rows = optimal_bands(threshold, signatures.num_perm)
+    keys = np.empty(len(signatures), dtype=np.uint64)  # filled block by block: no list of pieces to concatenate
     for band in range(bands):
-        yield band_pairs(np.concatenate([band_key(block, band, rows) for block in signatures.blocks()]))
+        done = 0
+        for block in signatures.blocks():
+            keys[done : done + len(block)] = band_key(block, band, rows)
+            done += len(block)
+        yield band_pairs(keys)
 
 
 def _batches(bodies: Iterable[tuple[str, str]]) -> Iterator[list[tuple[str, str]]]:

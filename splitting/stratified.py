@@ -270,15 +270,13 @@ class StratifiedSplitter(Splitter):
         else:
             self._by_size(sizes, split_of)
 
-        record_split = split_of[member_group]
+        record_split = split_of.astype(np.int16)[member_group]
         kept = ~dropped[member_group]
-        keeps = kept.tolist()
-        out: list[str | DropRecord] = [
-            names[split] if keep else DropRecord("rare_class", {"label": _dominant(keys.label_of(index))})
-            for index, (split, keep) in enumerate(zip(record_split.tolist(), keeps, strict=True))
-        ]
-        texts = ((r.id, r.body) for r, keep in zip(records(), keeps, strict=True) if keep)
+        del member_group
         previously = (old >= 0) & kept
+        moved, kept_from_previous = int((previously & (old != record_split)).sum()), int(previously.sum())
+        del old, previously
+        texts = ((r.id, r.body) for r, keep in zip(records(), kept, strict=True) if keep)
         self.report = split_report(
             keys.labels,
             keys.label[kept],
@@ -289,8 +287,8 @@ class StratifiedSplitter(Splitter):
             rare,
             params.rare_classes,
             params.leakage,
-            moved_from_previous=int((previously & (old != record_split)).sum()),
-            kept_from_previous=int(previously.sum()),
+            moved_from_previous=moved,
+            kept_from_previous=kept_from_previous,
         )
         if params.leakage.fail_on_leakage and self.report["leakage"]["total"]:
             raise InputError(
@@ -299,12 +297,15 @@ class StratifiedSplitter(Splitter):
                 "duplicate validation/test records (see the split report); "
                 "fail_on_leakage is set",
             )
-        return out
+        return [  # built after the leakage check, whose peak it would otherwise add to
+            names[split] if keep else DropRecord("rare_class", {"label": _dominant(keys.label_of(index))})
+            for index, (split, keep) in enumerate(zip(record_split.tolist(), kept.tolist(), strict=True))
+        ]
 
     def _old_splits(self, keys: SplitKeys, names: list[str]) -> np.ndarray:
         """Each record's split index in the previous release, or -1 (not in it, or none given)."""
         params: StratifiedParams = self.params  # type: ignore[assignment]
-        old = np.full(len(keys), -1, dtype=np.int64)
+        old = np.full(len(keys), -1, dtype=np.int16)
         if params.previous is None:
             return old
         previous_names, ids, split_index = previous_splits(params.previous)
