@@ -179,6 +179,24 @@ def test_band_candidates_pair_each_row_with_the_first_row_sharing_its_band():
     assert index1.tolist() == [3] and first1.tolist() == [1]
 
 
+def test_band_pairs_match_a_dict_of_first_rows_on_random_keys(monkeypatch):
+    """Mostly distinct keys with some repeated (only those rows are sorted), looked up in blocks
+    smaller than the band, against the plain dict answer."""
+    import numpy as np
+
+    from corpusmill import minhash
+
+    monkeypatch.setattr(minhash, "REPEAT_CHECK_ROWS", 7)
+    rng = np.random.default_rng(3)
+    for size, spread in ((0, 1), (1, 1), (50, 10), (400, 2**40), (400, 300)):
+        keys = rng.integers(0, spread, size).astype(np.uint64)
+        first_row: dict[int, int] = {}
+        expected = [(row, first_row.setdefault(key, row)) for row, key in enumerate(keys.tolist())]
+        expected = [(row, first) for row, first in expected if row != first]
+        index, first = minhash.band_pairs(keys)
+        assert list(zip(index.tolist(), first.tolist(), strict=True)) == expected
+
+
 def test_near_duplicate_clusters_join_only_candidates_similar_enough_to_their_root():
     import numpy as np
 
