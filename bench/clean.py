@@ -132,8 +132,8 @@ def register_keep_everything() -> None:
             return True
 
 
-def ours(data: Path, steps: list[dict], workers: int = 2, validate: bool = True) -> tuple[float, float, int, float]:
-    """(seconds, peak RSS in MB, records kept, seconds spent inside the steps themselves)."""
+def ours(data: Path, steps: list[dict], workers: int = 2, validate: bool = True) -> tuple[float, float, int]:
+    """(seconds, peak RSS in MB, records kept)."""
     from corpusmill.config import label_steps, make_step
     from corpusmill.executor import StepRunner
 
@@ -142,12 +142,12 @@ def ours(data: Path, steps: list[dict], workers: int = 2, validate: bool = True)
     )
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        reports = StepRunner(workers).run_steps("clean", made, Path(tmp), data, validate)
+        StepRunner(workers).run_steps("clean", made, Path(tmp), data, validate)
         elapsed = time.perf_counter() - start
         with (Path(tmp) / "records.jsonl").open(encoding="utf-8") as kept:
             count = sum(1 for _ in kept)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return elapsed, peak, count, sum(report.stats.seconds for report in reports)
+    return elapsed, peak, count
 
 
 def ours_in_child(data: Path, steps: list[dict], workers: int = 2, validate: bool = True) -> dict:
@@ -177,7 +177,7 @@ def keep_all_table(data: Path, docs: int, runs: int) -> None:
     """Steps that keep everything, run as a build runs them (on a checkpoint of their own, one
     worker), against one read + parse + write pass over the same records in one process:
     ``keep_everything`` (looks at nothing: the frame's own cost) and ``length`` (counts every
-    word: the frame plus a step's real work, whose own seconds are printed beside it)."""
+    word: the frame plus a step's real work)."""
     noise = NoiseMonitor()
     passes: list[float] = []
     probes = {"keep_everything": [{"step": "keep_everything"}], "length": [{"step": "length"}]}
@@ -194,13 +194,12 @@ def keep_all_table(data: Path, docs: int, runs: int) -> None:
             for name, steps in probes.items():
                 results[name].append(ours_in_child(data, steps, workers=1, validate=False))
     print(f"{docs} documents, 1 worker")
-    print("| pass | seconds | inside the step | ratio to one pass |\n|---|---|---|---|")
-    print(f"| read + parse + write, one process | {spread(passes)} | – | 1.00x |")
+    print("| pass | seconds | ratio to one pass |\n|---|---|---|")
+    print(f"| read + parse + write, one process | {spread(passes)} | 1.00x |")
     for name, runs_of in results.items():
         seconds = [r["seconds"] for r in runs_of]
         ratios = [s / p for s, p in zip(seconds, passes, strict=True)]
-        inside = spread([r["in_steps"] for r in runs_of])
-        print(f"| `{name}` (keeps everything) as a build runs it | {spread(seconds)} | {inside} | {spread(ratios)}x |")
+        print(f"| `{name}` (keeps everything) as a build runs it | {spread(seconds)} | {spread(ratios)}x |")
     print(noise.verdict())
 
 
@@ -260,8 +259,8 @@ def main() -> None:
     if args.child:  # measure one configuration in a fresh process (for its own peak RSS)
         options = json.loads(args.child[2]) if len(args.child) > 2 else {}
         register_keep_everything()
-        elapsed, peak, kept, in_steps = ours(Path(args.child[0]), json.loads(args.child[1]), **options)
-        print(json.dumps({"seconds": elapsed, "rss_mb": peak, "kept": kept, "in_steps": in_steps}))
+        elapsed, peak, kept = ours(Path(args.child[0]), json.loads(args.child[1]), **options)
+        print(json.dumps({"seconds": elapsed, "rss_mb": peak, "kept": kept}))
         return
     quality = [{"step": "gopher"}, {"step": "exact_dedup"}]
     near = [{"step": "near_dedup"}]

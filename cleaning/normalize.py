@@ -91,6 +91,13 @@ class _Timeout(Exception):
     pass
 
 
+BLOCK_TAGS = ["address", "article", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption", "figure", "form"]
+BLOCK_TAGS += ["h1", "h2", "h3", "h4", "h5", "h6", "hr", "li", "main", "ol", "p", "section", "table", "td", "th"]
+BLOCK_TAGS += ["tr", "ul"]
+"""Elements that start a new line of text (a table cell too, so cells do not run together)."""
+BLOCK_BREAK = "\x00"
+
+
 @register("html_to_text")
 class HtmlToText(TextMapper):
     """Main content of texts that still hold markup: trafilatura, BeautifulSoup as the fallback.
@@ -132,9 +139,19 @@ class HtmlToText(TextMapper):
 
     @staticmethod
     def _soup(html: str) -> str:
+        """The text as a browser lays it out: a line per block element (paragraph, list item,
+        heading, ``<br>``, each line of a ``<pre>``), inline elements and source line breaks
+        within a block read as one space — an answer cell's ``Open <b>Deliveries</b> in the
+        app`` stays one line."""
         from bs4 import BeautifulSoup
 
         soup = BeautifulSoup(html, "lxml")
         for tag in soup.find_all(["script", "style", "nav", "header", "footer", "aside", "noscript"]):
             tag.decompose()
-        return "\n".join(line.strip() for line in soup.get_text("\n").splitlines() if line.strip())
+        for pre in soup.find_all("pre"):
+            pre.replace_with(BLOCK_BREAK + pre.get_text().replace("\n", BLOCK_BREAK) + BLOCK_BREAK)
+        for tag in soup.find_all(BLOCK_TAGS):
+            tag.insert_before(BLOCK_BREAK)
+            tag.insert_after(BLOCK_BREAK)
+        lines = (" ".join(block.split()) for block in soup.get_text().split(BLOCK_BREAK))
+        return "\n".join(line for line in lines if line)

@@ -121,6 +121,14 @@ def import_(
     format: InputFormatOption = "auto",
     text: Annotated[str | None, typer.Option(help="Column with the text [default: text].")] = None,
     messages: Annotated[str | None, typer.Option(help="Column with chat messages.")] = None,
+    prompt: Annotated[str | None, typer.Option(help="Column with the user's turn (chat, with --response).")] = None,
+    response: Annotated[str | None, typer.Option(help="Column with the assistant's reply.")] = None,
+    turns: Annotated[str | None, typer.Option(help="Dotted key path to each row's dialogue turns.")] = None,
+    role_key: Annotated[str | None, typer.Option(help="Key of a turn's speaker [default: role].")] = None,
+    content_key: Annotated[str | None, typer.Option(help="Key of a turn's text [default: content].")] = None,
+    roles: Annotated[str | None, typer.Option(help="Speakers to chat roles: USER=user,SYSTEM=assistant.")] = None,
+    system: Annotated[str | None, typer.Option(help="A system prompt to put first in each chat.")] = None,
+    system_col: Annotated[str | None, typer.Option(help="Column with each row's system prompt.")] = None,
     label: Annotated[str | None, typer.Option(help="Column with the label(s).")] = None,
     label_sep: Annotated[str | None, typer.Option(help="Split label strings on this (multi-label).")] = None,
     id: Annotated[str | None, typer.Option(help="Column with a stable id [default: content hash].")] = None,
@@ -133,6 +141,8 @@ def import_(
 ) -> None:
     """Import a dataset file into corpusmill records (JSONL), with FILE:LINE errors."""
     named = {"text": text, "messages": messages, "label": label, "label_sep": label_sep, "id": id, "group": group}
+    named |= {"prompt": prompt, "response": response, "system": system, "system_col": system_col, "turns": turns}
+    named |= {"role_key": role_key, "content_key": content_key, "roles": roles}
     named |= {"json_path": json_path, "encoding": encoding}
     options = {key: value for key, value in named.items() if value is not None}
     extra = {"dataset": dataset, "on_error": on_error, "uri": str(source)}

@@ -27,7 +27,7 @@ class ColumnarReader(RowReader):
 
     def _choose_mode(self, names: list[str]) -> list[str]:
         """The columns to read."""
-        self.records_mode = set(names) >= RECORD_COLUMNS and not (self.mapping.text or self.mapping.messages)
+        self.records_mode = set(names) >= RECORD_COLUMNS and not (self.mapping.text or self.mapping.chat)
         if self.records_mode:
             return sorted(RECORD_COLUMNS)
         missing = [column for column in self.mapping.columns if column not in names]

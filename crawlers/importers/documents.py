@@ -1,4 +1,4 @@
-"""Web archives (WARC/WET, via warcio) and directories of .txt/.md/.html files.
+"""Web archives (WARC/WET, via warcio) and directories of documents and dataset files.
 
 HTML goes through the crawler's own extraction, so a page imported from a WARC file gives the
 same records (text, FAQ pairs, title, language) as the same page crawled live.
@@ -6,18 +6,20 @@ same records (text, FAQ pairs, title, language) as the same page crawled live.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 from corpusmill.errors import InputError
-from corpusmill.registry import register
+from corpusmill.registry import get_step, register
 from corpusmill.schema import Record, Source, content_id
 from corpusmill.steps import Reader
 from crawlers.encoding import guess_encoding
 from crawlers.extract import extract_from_bytes, page_records
+from crawlers.importers.detect import detect_format
+from crawlers.importers.mapping import FieldMapping
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
 HTML_SUFFIXES = (".html", ".htm")
@@ -98,42 +100,86 @@ class WarcReader(Reader):
             raise InputError(str(path), "empty input: no HTML responses or text conversions")
 
 
+DATASET_SUFFIXES = (".csv", ".tsv", ".tab", ".jsonl", ".ndjson", ".json", ".parquet", ".pq")
+"""Files in a directory that are read as datasets, each by its detected format's reader."""
+
+
+class DirectoryParams(FieldMapping):
+    """The directory, and how to map the dataset files in it (as for one such file)."""
+
+
 @register("dir")
 class DirectoryReader(Reader):
-    """Every .txt/.md/.html file under a directory, in sorted path order; one group per file."""
+    """Every file under a directory, in sorted path order: .txt/.md/.html as documents (one group
+    per file), dataset files (CSV, JSON, JSONL, parquet) by their detected format with this
+    source's column mapping; any other file is rejected as ``skipped_file``, never ignored."""
 
-    Params: ClassVar[type[BaseModel]] = PathParams
+    Params: ClassVar[type[BaseModel]] = DirectoryParams
 
     def read(self) -> Iterator[Record]:
         root: Path = self.params.path  # type: ignore[attr-defined]
         if not root.is_dir():
             raise InputError(str(root), "not a directory")
-        files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES + HTML_SUFFIXES)
-        if not files:
-            raise InputError(str(root), "empty input: no .txt, .md or .html files")
+        files = sorted(p for p in root.rglob("*") if p.is_file())
+        produced = 0
         for file in files:
             relative = file.relative_to(root).as_posix()
-            body = file.read_bytes()
-            if file.suffix.lower() in HTML_SUFFIXES:
-                records = page_records(extract_from_bytes(body, None, relative), relative, self.dataset, "import")
-                if not records:
-                    self.stats.total += 1
-                    self.drop(None, "extraction_empty", where=str(file), raw=relative)
-                yield from records
-                continue
-            try:
-                text = body.decode("utf-8-sig")
-            except UnicodeDecodeError:
-                text = body.decode(guess_encoding(body) or "cp1252", "replace")
-            if not text.strip():
+            suffix = file.suffix.lower()
+            if suffix in DATASET_SUFFIXES:
+                records: Iterable[Record] = self._dataset_file(file, relative)
+            elif suffix in TEXT_SUFFIXES + HTML_SUFFIXES:
+                records = self._document(file, relative)
+            else:
                 self.stats.total += 1
-                self.drop(None, "empty_file", where=str(file), raw=relative)
+                self.drop(None, "skipped_file", where=str(file), raw=relative)
                 continue
-            title = next((line.lstrip("# ").strip() for line in text.splitlines() if line.strip()), "")
-            yield Record(
-                id=content_id(self.dataset, relative, None),
-                text=text.strip(),
-                group=relative,
-                source=Source(kind="import", uri=relative, dataset=self.dataset),
-                meta={"title": title},
+            for record in records:
+                produced += 1
+                yield record
+        if not produced:
+            skipped = self.stats.dropped.get("skipped_file", 0)
+            raise InputError(
+                str(root),
+                f"nothing importable: {len(files)} files, {skipped} of no known format (documents: .txt, .md, "
+                f".html; datasets: {', '.join(DATASET_SUFFIXES)})",
             )
+
+    def _dataset_file(self, file: Path, relative: str) -> Iterator[Record]:
+        """The file read by its own format's reader, which shares this one's rejects and counts."""
+        reader_class = get_step("source", detect_format(file))
+        known = reader_class.Params.model_fields
+        mapping = self.params.model_dump(exclude_unset=True, exclude={"path"})
+        options = {key: value for key, value in mapping.items() if key in known}
+        reader: Reader = reader_class(dataset=self.dataset, on_error=self.on_error, uri=relative, path=file, **options)  # type: ignore[assignment]
+        reader.label, reader.reject_sink = self.label, self.reject_sink
+        reader.ensure_setup()
+        yield from reader.read()
+        self.stats.total += reader.stats.dropped.total()
+        self.stats.dropped.update(reader.stats.dropped)
+        self.rejects.extend(reader.rejects)
+
+    def _document(self, file: Path, relative: str) -> Iterator[Record]:
+        body = file.read_bytes()
+        if file.suffix.lower() in HTML_SUFFIXES:
+            records = page_records(extract_from_bytes(body, None, relative), relative, self.dataset, "import")
+            if not records:
+                self.stats.total += 1
+                self.drop(None, "extraction_empty", where=str(file), raw=relative)
+            yield from records
+            return
+        try:
+            text = body.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = body.decode(guess_encoding(body) or "cp1252", "replace")
+        if not text.strip():
+            self.stats.total += 1
+            self.drop(None, "empty_file", where=str(file), raw=relative)
+            return
+        title = next((line.lstrip("# ").strip() for line in text.splitlines() if line.strip()), "")
+        yield Record(
+            id=content_id(self.dataset, relative, None),
+            text=text.strip(),
+            group=relative,
+            source=Source(kind="import", uri=relative, dataset=self.dataset),
+            meta={"title": title},
+        )

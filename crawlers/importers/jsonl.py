@@ -57,7 +57,12 @@ class JsonlReader(RowReader):
 
 class JsonMapping(FieldMapping):
     json_path: str | None = None
-    """Dotted key path to the array of rows (``data.items``); the top level when not given."""
+    """Dotted key path to the array of rows (``data.items``); the top level when not given (a
+    top-level object is one row: a file holding one dialogue)."""
+
+
+SNIFF = 4096
+"""Bytes looked at to tell a top-level object from an array."""
 
 
 @register("json")
@@ -73,9 +78,10 @@ class JsonReader(RowReader):
         prefix = f"{json_path}.item" if json_path else "item"
         index = 0
         with self.open_binary() as handle:
+            one_object = not json_path and handle.peek(SNIFF).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{")
             try:
-                for index, row in enumerate(ijson.items(handle, prefix, use_float=True), start=1):
-                    where = f"{self.path}:item {index}"
+                for index, row in enumerate(ijson.items(handle, "" if one_object else prefix, use_float=True), start=1):
+                    where = str(self.path) if one_object else f"{self.path}:item {index}"
                     if not isinstance(row, dict):
                         yield (
                             where,
