@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from array import array
 from collections import Counter
 from pathlib import Path
@@ -45,10 +46,24 @@ def size_category(total: int) -> str:
     return "n>1M"
 
 
-def front_matter(config: BuildConfig, summaries: dict[str, SplitSummary], schema: pa.Schema) -> DatasetCardData:
+def front_matter(
+    config: BuildConfig,
+    summaries: dict[str, SplitSummary],
+    schema: pa.Schema,
+    exports: dict[str, dict[str, Any]] | None = None,
+) -> DatasetCardData:
     """The card's YAML header as ``huggingface_hub`` models it, so the Hub and ``datasets`` read
-    the configs, features and split sizes it declares."""
+    the configs, features and split sizes it declares. Each fine-tuning export is a config of its
+    own (``load_dataset(path, "openai")``), with the splits it wrote rows to."""
     total = sum(summary.records for summary in summaries.values())
+    export_configs = [
+        {
+            "config_name": fmt,
+            "data_files": [{"split": split, "path": e["parquet"]} for split, e in files.items() if e["written"]],
+        }
+        for fmt, files in (exports or {}).items()
+        if any(entry["written"] for entry in files.values())
+    ]
     return DatasetCardData(
         pretty_name=config.release.name,
         license=config.release.license,
@@ -59,7 +74,8 @@ def front_matter(config: BuildConfig, summaries: dict[str, SplitSummary], schema
             {
                 "config_name": "default",
                 "data_files": [{"split": name, "path": f"data/{name}-*.parquet"} for name in summaries],
-            }
+            },
+            *export_configs,
         ],
         dataset_info={
             "features": [{"name": field.name, **feature_yaml(field.type)} for field in schema],
@@ -91,6 +107,7 @@ def render_card(
     steps: list[StepReport],
     accounting: dict[str, Any],
     plots: dict[str, str],
+    exports: dict[str, dict[str, Any]] | None = None,
 ) -> str:
     """The card: generic sections from the counts, then each step's own section in pipeline order."""
     release = config.release
@@ -102,7 +119,7 @@ def render_card(
     for summary in summaries.values():
         datasets.update(summary.datasets)
 
-    parts = ["---", front_matter(config, summaries, schema).to_yaml().rstrip(), "---", ""]
+    parts = ["---", front_matter(config, summaries, schema, exports).to_yaml().rstrip(), "---", ""]
     parts += [f"# {release.name} {release.version}", ""]
     parts += [release.description or "A corpusmill release.", ""]
     parts += [
@@ -125,6 +142,7 @@ def render_card(
         'Load it with `datasets.load_dataset("<this directory>")`; the `configs` block above maps each '
         "split to its parquet files. `jsonl/` holds the same records as JSON lines.",
         "",
+        *_examples(summaries),
     ]
     if all_labels:
         names = list(summaries)
@@ -180,7 +198,10 @@ def render_card(
             "Chat records are also written as "
             + ", ".join(f"`exports/{fmt}/<split>.jsonl`" for fmt in config.release.exports)
             + " (OpenAI chat, ShareGPT, Alpaca), validated by the same rules as the importers; "
-            "`manifest.json` counts what each file holds and what was skipped and why.",
+            "`manifest.json` counts what each file holds and what was skipped and why. The same rows are in "
+            "`exports/<format>/<split>.parquet`, and each format is a config: "
+            + ", ".join(f'`load_dataset("<this directory>", "{fmt}")`' for fmt in config.release.exports)
+            + ".",
             "",
         ]
     parts += [
@@ -217,6 +238,29 @@ def render_card(
         "",
     ]
     return "\n".join(parts)
+
+
+EXAMPLE_CHARS = 300
+"""A text or turn longer than this is cut in the card's examples."""
+
+
+def _examples(summaries: dict[str, SplitSummary]) -> list[str]:
+    """One record of each shape (text, chat) per split, as the Hub's viewer would show a row."""
+    parts = []
+    for name, summary in summaries.items():
+        for shape, record in summary.examples.items():
+            shown = {key: record[key] for key in ("id", "label", "group") if record.get(key) is not None}
+            if record.get("text") is not None:
+                shown["text"] = _cut(record["text"])
+            else:
+                shown["messages"] = [{"role": m["role"], "content": _cut(m["content"])} for m in record["messages"]]
+            parts += [f"`{name}`, a {shape} record:", "", "```json", json.dumps(shown, ensure_ascii=False, indent=2)]
+            parts += ["```", ""]
+    return ["## Examples", "", *parts] if parts else []
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= EXAMPLE_CHARS else text[: EXAMPLE_CHARS - 1] + "…"
 
 
 def plot_lengths(summaries: dict[str, SplitSummary], path: Path) -> str:

@@ -92,7 +92,8 @@ def write_release(
         if any(summary.labels for summary in ordered.values()):
             plots["labels"] = plot_labels(ordered, tmp / "plots" / "labels.png")
         accounting = account_for(steps, segments[-1].records_out)
-        (tmp / "README.md").write_text(render_card(config, ordered, schema, steps, accounting, plots), encoding="utf-8")
+        card = render_card(config, ordered, schema, steps, accounting, plots, exports)
+        (tmp / "README.md").write_text(card, encoding="utf-8")
         manifest = {
             "format": "corpusmill-release/1",
             "name": config.release.name,
@@ -207,18 +208,55 @@ class _SplitWriter:
             self.writer.close()
 
 
+EXPORT_SCHEMAS = {
+    "openai": pa.schema(
+        [
+            pa.field(
+                "messages",
+                pa.list_(pa.struct([("role", pa.string()), ("content", pa.string()), ("weight", pa.int64())])),
+            )
+        ]
+    ),
+    "sharegpt": pa.schema(
+        [pa.field("conversations", pa.list_(pa.struct([("from", pa.string()), ("value", pa.string())])))]
+    ),
+    "alpaca": pa.schema(
+        [
+            ("instruction", pa.string()),
+            ("input", pa.string()),
+            ("output", pa.string()),
+            ("system", pa.string()),
+            ("history", pa.list_(pa.list_(pa.string()))),
+        ]
+    ),
+}
+"""Each export's rows as parquet columns (a key a row lacks is null there), so that every export
+is a ``datasets`` config: ``datasets`` picks one builder for all of a card's configs from the
+default config's files, which are parquet, so the JSONL files alone could not be configs."""
+
+EXPORT_BATCH = 10_000
+"""Export rows turned into a parquet row group at once."""
+
+
 def _write_exports(records_path: Path, formats: list[str], splits: list[str], out: Path) -> dict[str, Any]:
-    """Chat records as OpenAI / ShareGPT / Alpaca files, checked by the importers' own rules.
+    """Chat records as OpenAI / ShareGPT / Alpaca files, checked by the importers' own rules:
+    ``exports/<format>/<split>.jsonl`` for trainers and APIs that take the format, and the same
+    rows as ``<split>.parquet`` for ``load_dataset(release, "<format>")``.
 
     Text records, and chats a format cannot express (a tool turn in ShareGPT, say), are counted
     as skipped with the reason.
     """
     summary: dict[str, Any] = {}
     for fmt in formats:
-        (out / "exports" / fmt).mkdir(parents=True)
-        handles = {split: (out / "exports" / fmt / f"{split}.jsonl").open("w", encoding="utf-8") for split in splits}
+        folder = out / "exports" / fmt
+        folder.mkdir(parents=True)
+        handles = {split: (folder / f"{split}.jsonl").open("w", encoding="utf-8") for split in splits}
+        tables = {split: pq.ParquetWriter(folder / f"{split}.parquet", EXPORT_SCHEMAS[fmt]) for split in splits}
+        pending: dict[str, list[dict[str, Any]]] = {split: [] for split in splits}
         counts = {
-            split: {"file": f"exports/{fmt}/{split}.jsonl", "written": 0, "skipped": Counter()} for split in splits
+            split: {"file": f"exports/{fmt}/{split}.jsonl", "parquet": f"exports/{fmt}/{split}.parquet"}
+            | {"written": 0, "skipped": Counter()}
+            for split in splits
         }
         try:
             for record in read_records(records_path):
@@ -234,9 +272,18 @@ def _write_exports(records_path: Path, formats: list[str], splits: list[str], ou
                     continue
                 handles[record.split].write(json.dumps(row, ensure_ascii=False) + "\n")  # type: ignore[index]
                 entry["written"] += 1
+                rows = pending[record.split]  # type: ignore[index]
+                rows.append(row)
+                if len(rows) == EXPORT_BATCH:
+                    tables[record.split].write_table(pa.Table.from_pylist(rows, EXPORT_SCHEMAS[fmt]))  # type: ignore[index]
+                    rows.clear()
+            for split, rows in pending.items():
+                tables[split].write_table(pa.Table.from_pylist(rows, EXPORT_SCHEMAS[fmt]))
         finally:
             for handle in handles.values():
                 handle.close()
+            for table in tables.values():
+                table.close()
         summary[fmt] = {
             split: {**entry, "skipped": dict(sorted(entry["skipped"].items()))} for split, entry in counts.items()
         }
@@ -385,6 +432,12 @@ def _verify(release_dir: Path, manifest: dict[str, Any]) -> None:
             lines = count_lines(_inside(release_dir, entry["file"]))
             if lines != entry["written"]:
                 raise ReleaseError(f"{release_dir / entry['file']}: {lines} lines, manifest says {entry['written']}")
+            if "parquet" in entry:  # releases before the parquet copies list only the JSONL
+                rows = pq.ParquetFile(_inside(release_dir, entry["parquet"])).metadata.num_rows
+                if rows != entry["written"]:
+                    raise ReleaseError(
+                        f"{release_dir / entry['parquet']}: {rows} rows, manifest says {entry['written']}"
+                    )
     rejected = sum(sum(reasons.values()) for reasons in accounting["rejected"].values())
     if rejected != accounting["rejected_total"]:
         raise ReleaseError(

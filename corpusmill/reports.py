@@ -165,6 +165,8 @@ class SplitSummary:
     files: list[str] = field(default_factory=list)
     nbytes: int = 0
     """In-memory (Arrow) size of the split, as the card's ``num_bytes`` wants it."""
+    examples: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The split's first ``text`` and first ``chat`` record, for the card."""
 
     def add(self, record: Record) -> None:
         self.records += 1
@@ -174,5 +176,8 @@ class SplitSummary:
         self.chars.append(len(body))
         self.words.append(len(body.split()))
         self.chat += record.messages is not None
+        shape = "text" if record.messages is None else "chat"
+        if shape not in self.examples:
+            self.examples[shape] = record.to_dict()
         self.augmented += record.parent_id is not None
         self.datasets[record.source.dataset] += 1

@@ -122,6 +122,40 @@ def test_round_trip_through_chat_exports(release, fmt):
     assert entry["skipped"]["not_chat"] == sum(1 for r in released(release, "train") if r["text"])
 
 
+@pytest.mark.parametrize("fmt", ["openai", "sharegpt", "alpaca"])
+def test_each_export_loads_as_a_config_of_its_own_beside_the_default(release, fmt):
+    import datasets
+
+    for split in ("train", "validation", "test"):
+        exported = [json.loads(line) for line in (release / "exports" / fmt / f"{split}.jsonl").open()]
+        loaded = datasets.load_dataset(str(release), fmt, split=split)
+        assert [_without_nulls(row) for row in loaded.to_list()] == exported and len(exported) > 0
+    default = datasets.load_dataset(str(release), split="train")
+    assert set(default.column_names) >= {"id", "text", "messages", "label"}
+    assert len(default) == len(released(release, "train"))
+
+
+def _without_nulls(value):
+    """A parquet row as its JSONL line has it: keys the line lacks are null columns in parquet."""
+    if isinstance(value, dict):
+        return {key: _without_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    return value
+
+
+def test_the_card_shows_a_text_and_a_chat_example_from_each_split(release):
+    card = (release / "README.md").read_text(encoding="utf-8")
+    examples = card[card.index("## Examples") :].split("\n## ")[0]
+    for split in ("train", "validation", "test"):
+        records = released(release, split)
+        first_text = next(r for r in records if r["text"])
+        first_chat = next(r for r in records if r["messages"])
+        assert f"`{split}`, a text record:" in examples and f"`{split}`, a chat record:" in examples
+        assert json.dumps(first_text["text"], ensure_ascii=False) in examples
+        assert json.dumps(first_chat["messages"][0]["content"], ensure_ascii=False) in examples
+
+
 def test_round_trip_through_csv_tsv_and_json(release, tmp_path):
     original = [(r["text"], r["label"]) for r in released(release, "validation") if r["text"]]
     for name, delimiter in (("out.csv", ","), ("out.tsv", "\t")):
