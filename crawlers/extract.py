@@ -314,12 +314,12 @@ def page_records(
     records = []
     if page["text"].strip():
         records.append(
-            Record(id=f"{dataset}-{_digest(group)}", text=page["text"], group=group, source=source, meta=meta)
+            Record(id=page_record_id(dataset, group), text=page["text"], group=group, source=source, meta=meta)
         )
     for pair in page["faq"]:
         records.append(
             Record(
-                id=f"{dataset}-{_digest(group + chr(0) + pair['question'])}",
+                id=page_record_id(dataset, group, pair["question"]),
                 messages=[
                     {"role": "user", "content": pair["question"]},
                     {"role": "assistant", "content": pair["answer"]},
@@ -338,5 +338,28 @@ def page_records(
     return records
 
 
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def page_record_id(dataset: str, group: str, question: str | None = None) -> str:
+    """A page record's id from its canonical URL (and, for a FAQ pair, its question): stable
+    across crawls of the same site."""
+    key = group if question is None else f"{group}\0{question}"
+    return f"{dataset}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
+def rebased(record: Record, served: str, published: str) -> Record:
+    """A crawled page's record as if fetched from ``published`` (``https://help.example.com``)
+    rather than the copy of the site that was crawled at ``served`` (a local server on a random
+    port, a staging host): URLs, group and id re-derived from the published origin, the fetch
+    time dropped. So two crawls of the same copy give the same records, whatever port it had."""
+
+    def moved(url: str | None) -> str | None:
+        return published + url[len(served) :] if url and url.startswith(served) else url
+
+    group = moved(record.group)
+    meta = {
+        **record.meta,
+        **{key: moved(record.meta[key]) for key in ("canonical_url", "requested_url") if key in record.meta},
+    }
+    question = record.messages[0].content if record.messages else None
+    source = record.source.model_copy(update={"uri": moved(record.source.uri), "fetched_at": None})
+    new_id = page_record_id(record.source.dataset, group, question) if group else record.id
+    return record.model_copy(update={"id": new_id, "group": group, "meta": meta, "source": source})

@@ -48,3 +48,23 @@ def test_demo_builds_a_verified_release_and_reruns_as_up_to_date(tmp_path):
     again = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert "is up to date" in again.stdout
+
+
+def test_two_demo_runs_write_the_same_data_files_whatever_port_the_site_had(tmp_path):
+    """The help centre is served on a random loopback port each run; its records name the
+    published origin instead, so ids, groups and splits do not depend on the port."""
+    releases = []
+    for run in ("first", "second"):
+        command = [sys.executable, "-m", "corpusmill", "demo", "--no-train", "--out", str(tmp_path / run)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        releases.append(tmp_path / run / "releases" / "parcelly-helpdesk" / "1.0.0")
+    first, second = releases
+    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.parent.name in ("data", "jsonl"))
+    assert len(files) == 6
+    for name in files:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    records = [json.loads(line) for line in (first / "jsonl" / "train.jsonl").read_text().splitlines()]
+    crawled = [r for r in records if r["source"]["kind"] == "crawl"]
+    assert crawled and all(r["source"]["uri"].startswith("https://help.parcelly.example/") for r in crawled)
+    assert all(r["source"]["fetched_at"] is None and "127.0.0.1" not in json.dumps(r) for r in crawled)

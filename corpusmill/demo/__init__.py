@@ -9,13 +9,14 @@ build a user can open, edit and rerun.
 from __future__ import annotations
 
 import shutil
+import tempfile
 from importlib import resources
 from pathlib import Path
 
 from rich.console import Console
 
 from corpusmill.demo.server import serve_directory
-from corpusmill.io import atomic_write
+from corpusmill.io import atomic_write, read_records
 
 DATA_FILES = ("questions.csv",)
 
@@ -59,13 +60,32 @@ release:
 """
 
 
+PUBLISHED_ORIGIN = "https://help.parcelly.example"
+"""Where the demo's records say the help centre lives: the local server's random port must not
+reach ids, groups or splits, or two demo runs would split differently."""
+
+
 def crawl_demo_site(out: Path, console: Console | None = None) -> None:
-    """Serve the bundled site on a free loopback port and crawl it into ``out``."""
+    """Serve the bundled site on a free loopback port, crawl it, and write the records (sorted by
+    id) as of :data:`PUBLISHED_ORIGIN` to ``out``, with the crawl's rejects and stats beside it:
+    two runs write the same bytes."""
+    from crawlers.extract import rebased
     from crawlers.options import CrawlOptions
     from crawlers.run import crawl
 
-    with resources.as_file(resources.files("corpusmill.demo") / "site") as site, serve_directory(site) as url:
-        crawl(CrawlOptions(start_urls=[url], fast=True, dataset="parcelly-help-centre"), out, console=console)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".crawl-") as work:
+        served = Path(work) / out.name
+        with resources.as_file(resources.files("corpusmill.demo") / "site") as site, serve_directory(site) as url:
+            options = CrawlOptions(start_urls=[url], fast=True, concurrency=1, dataset="parcelly-help-centre")
+            crawl(options, served, console=console)  # one request at a time: pages keep their depth
+        origin = url.rstrip("/")
+        records = sorted((rebased(r, origin, PUBLISHED_ORIGIN) for r in read_records(served)), key=lambda r: r.id)
+        with atomic_write(out) as handle:
+            handle.writelines(record.to_json() + "\n" for record in records)
+        for suffix in (".rejects.jsonl", ".stats.json"):
+            text = served.with_name(served.stem + suffix).read_text(encoding="utf-8")
+            with atomic_write(out.with_name(out.stem + suffix)) as handle:
+                handle.write(text.replace(origin, PUBLISHED_ORIGIN))
 
 
 def prepare_demo(out_dir: Path, console: Console | None = None) -> Path:
