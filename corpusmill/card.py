@@ -50,19 +50,17 @@ def front_matter(
     config: BuildConfig,
     summaries: dict[str, SplitSummary],
     schema: pa.Schema,
-    exports: dict[str, dict[str, Any]] | None = None,
+    configs: dict[str, dict[str, str]] | None = None,
 ) -> DatasetCardData:
     """The card's YAML header as ``huggingface_hub`` models it, so the Hub and ``datasets`` read
-    the configs, features and split sizes it declares. Each fine-tuning export is a config of its
-    own (``load_dataset(path, "openai")``), with the splits it wrote rows to."""
+    the configs, features and split sizes it declares. ``configs`` are the configs beside the
+    default one (config name → split → parquet file): ``text`` and ``chat`` for a release of
+    both shapes, and each fine-tuning export (``load_dataset(path, "openai")``)."""
     total = sum(summary.records for summary in summaries.values())
-    export_configs = [
-        {
-            "config_name": fmt,
-            "data_files": [{"split": split, "path": e["parquet"]} for split, e in files.items() if e["written"]],
-        }
-        for fmt, files in (exports or {}).items()
-        if any(entry["written"] for entry in files.values())
+    others = [
+        {"config_name": name, "data_files": [{"split": split, "path": path} for split, path in files.items()]}
+        for name, files in (configs or {}).items()
+        if files
     ]
     return DatasetCardData(
         pretty_name=config.release.name,
@@ -75,7 +73,7 @@ def front_matter(
                 "config_name": "default",
                 "data_files": [{"split": name, "path": f"data/{name}-*.parquet"} for name in summaries],
             },
-            *export_configs,
+            *others,
         ],
         dataset_info={
             "features": [{"name": field.name, **feature_yaml(field.type)} for field in schema],
@@ -107,7 +105,7 @@ def render_card(
     steps: list[StepReport],
     accounting: dict[str, Any],
     plots: dict[str, str],
-    exports: dict[str, dict[str, Any]] | None = None,
+    configs: dict[str, dict[str, str]] | None = None,
 ) -> str:
     """The card: generic sections from the counts, then each step's own section in pipeline order."""
     release = config.release
@@ -119,7 +117,7 @@ def render_card(
     for summary in summaries.values():
         datasets.update(summary.datasets)
 
-    parts = ["---", front_matter(config, summaries, schema, exports).to_yaml().rstrip(), "---", ""]
+    parts = ["---", front_matter(config, summaries, schema, configs).to_yaml().rstrip(), "---", ""]
     parts += [f"# {release.name} {release.version}", ""]
     parts += [release.description or "A corpusmill release.", ""]
     parts += [
@@ -142,6 +140,16 @@ def render_card(
         'Load it with `datasets.load_dataset("<this directory>")`; the `configs` block above maps each '
         "split to its parquet files. `jsonl/` holds the same records as JSON lines.",
         "",
+        *(
+            [
+                'Text and chat records are also configs of their own, each with only its columns: `load_dataset("'
+                '<this directory>", "chat")` gives rows of `messages` alone (what TRL\'s `SFTTrainer` takes), '
+                '`"text"` the text records without the `messages` column.',
+                "",
+            ]
+            if configs and "chat" in configs
+            else []
+        ),
         *_examples(summaries),
     ]
     if all_labels:

@@ -88,11 +88,15 @@ def write_release(
         _write_data(records_path, ordered, schema, multi_label, config.release.max_rows_per_shard, tmp)
         reject_counts = _copy_rejects(segments, work_dir, tmp)
         exports = _write_exports(records_path, config.release.exports, list(ordered), tmp)
+        shapes = _write_shape_configs(records_path, ordered, schema, tmp)
         plots = {"lengths": plot_lengths(ordered, tmp / "plots" / "lengths.png")}
         if any(summary.labels for summary in ordered.values()):
             plots["labels"] = plot_labels(ordered, tmp / "plots" / "labels.png")
         accounting = account_for(steps, segments[-1].records_out)
-        card = render_card(config, ordered, schema, steps, accounting, plots, exports)
+        configs = {shape: {split: entry["file"] for split, entry in files.items()} for shape, files in shapes.items()}
+        for fmt, files in exports.items():
+            configs[fmt] = {split: entry["parquet"] for split, entry in files.items() if entry["written"]}
+        card = render_card(config, ordered, schema, steps, accounting, plots, configs)
         (tmp / "README.md").write_text(card, encoding="utf-8")
         manifest = {
             "format": "corpusmill-release/1",
@@ -121,6 +125,7 @@ def write_release(
             "accounting": accounting,
             "rejects": reject_counts,
             "exports": exports,
+            "configs": shapes,
             "reports": {step.label: step.report for step in steps if step.report},
             "segments": [
                 {
@@ -236,6 +241,52 @@ default config's files, which are parquet, so the JSONL files alone could not be
 
 EXPORT_BATCH = 10_000
 """Export rows turned into a parquet row group at once."""
+
+
+def _write_shape_configs(
+    records_path: Path, summaries: dict[str, SplitSummary], schema: pa.Schema, out: Path
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """For a release holding both text and chat records, each shape as a config with only its own
+    columns: ``configs/chat/<split>.parquet`` with ``messages`` alone (a trainer given the default
+    config's rows meets text rows whose ``messages`` is null: TRL's ``SFTTrainer`` fails on them)
+    and ``configs/text/<split>.parquet`` without ``messages``. ``{}`` for a release of one shape,
+    whose default config is already that."""
+    chats = sum(summary.chat for summary in summaries.values())
+    if not chats or chats == sum(summary.records for summary in summaries.values()):
+        return {}
+    schemas = {"text": pa.schema([field for field in schema if field.name != "messages"])}
+    schemas["chat"] = pa.schema([schema.field("messages")])
+    files: dict[str, dict[str, dict[str, Any]]] = {shape: {} for shape in schemas}
+    writers: dict[tuple[str, str], pq.ParquetWriter] = {}
+    pending: dict[tuple[str, str], list[dict[str, Any]]] = {}
+
+    def flush(key: tuple[str, str]) -> None:
+        shape, split = key
+        if key not in writers:
+            (out / "configs" / shape).mkdir(parents=True, exist_ok=True)
+            writers[key] = pq.ParquetWriter(
+                out / "configs" / shape / f"{split}.parquet", schemas[shape], compression="zstd"
+            )
+        writers[key].write_table(pa.Table.from_pylist(pending.pop(key), schemas[shape]))
+
+    try:
+        for record in read_records(records_path):
+            shape = "text" if record.messages is None else "chat"
+            key = (shape, record.split)  # type: ignore[assignment]
+            row = to_row(record)
+            if isinstance(row["label"], str) and pa.types.is_list(schema.field("label").type):
+                row["label"] = [row["label"]]
+            pending.setdefault(key, []).append({"messages": row["messages"]} if shape == "chat" else row)
+            entry = files[shape].setdefault(record.split, {"file": f"configs/{shape}/{record.split}.parquet"})  # type: ignore[arg-type]
+            entry["records"] = entry.get("records", 0) + 1
+            if len(pending[key]) == EXPORT_BATCH:
+                flush(key)
+        for key in list(pending):
+            flush(key)
+    finally:
+        for writer in writers.values():
+            writer.close()
+    return {shape: {split: files[shape][split] for split in summaries if split in files[shape]} for shape in files}
 
 
 def _write_exports(records_path: Path, formats: list[str], splits: list[str], out: Path) -> dict[str, Any]:
@@ -438,6 +489,11 @@ def _verify(release_dir: Path, manifest: dict[str, Any]) -> None:
                     raise ReleaseError(
                         f"{release_dir / entry['parquet']}: {rows} rows, manifest says {entry['written']}"
                     )
+    for splits in manifest.get("configs", {}).values():
+        for entry in splits.values():
+            rows = pq.ParquetFile(_inside(release_dir, entry["file"])).metadata.num_rows
+            if rows != entry["records"]:
+                raise ReleaseError(f"{release_dir / entry['file']}: {rows} rows, manifest says {entry['records']}")
     rejected = sum(sum(reasons.values()) for reasons in accounting["rejected"].values())
     if rejected != accounting["rejected_total"]:
         raise ReleaseError(

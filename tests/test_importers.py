@@ -135,6 +135,52 @@ def test_each_export_loads_as_a_config_of_its_own_beside_the_default(release, fm
     assert len(default) == len(released(release, "train"))
 
 
+def test_a_mixed_release_loads_as_a_chat_and_a_text_config_with_only_their_columns(release):
+    import datasets
+
+    from corpusmill.release import verify_release
+
+    for split in ("train", "validation", "test"):
+        records = released(release, split)
+        chat = datasets.load_dataset(str(release), "chat", split=split)
+        assert chat.column_names == ["messages"]
+        assert chat.to_list() == [{"messages": r["messages"]} for r in records if r["messages"]]
+        text = datasets.load_dataset(str(release), "text", split=split)
+        assert "messages" not in text.column_names and {"id", "text", "label"} <= set(text.column_names)
+        assert [(r["id"], r["text"], r["label"]) for r in text.to_list()] == [
+            (r["id"], r["text"], r["label"]) for r in records if r["text"]
+        ]
+    assert verify_release(release)["configs"]["chat"]["train"]["records"] > 0
+
+
+def test_the_chat_config_trains_with_trl_sft_trainer_as_it_is(release, tmp_path):
+    """One optimiser step of TRL's SFTTrainer on the release's chat config (the default config's
+    null ``messages`` of text rows would fail it), on the real SmolLM2-135M-Instruct."""
+    import datasets
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from training.models import SMOLLM2, resolve_base_model
+
+    checkpoint = resolve_base_model(SMOLLM2)
+    train = datasets.load_dataset(str(release), "chat", split="train")
+    arguments = SFTConfig(
+        output_dir=str(tmp_path / "sft"),
+        max_steps=1,
+        per_device_train_batch_size=2,
+        max_length=64,
+        report_to=[],
+        save_strategy="no",
+        use_cpu=True,
+    )
+    model = AutoModelForCausalLM.from_pretrained(checkpoint)
+    trainer = SFTTrainer(
+        model=model, args=arguments, train_dataset=train, processing_class=AutoTokenizer.from_pretrained(checkpoint)
+    )
+    result = trainer.train()
+    assert result.global_step == 1 and result.training_loss > 0
+
+
 def _without_nulls(value):
     """A parquet row as its JSONL line has it: keys the line lacks are null columns in parquet."""
     if isinstance(value, dict):
