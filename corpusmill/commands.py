@@ -82,6 +82,23 @@ def release_verify(directory: Annotated[Path, typer.Argument(help="Release direc
     say(f"OK {directory}: {len(manifest['files'])} files, {counts}; accounting balances")
 
 
+@release_app.command("push")
+def release_push(
+    directory: Annotated[Path, typer.Argument(help="Release directory.")],
+    repo_id: Annotated[str, typer.Option("--repo-id", help="Dataset repository on the Hub: ORG/NAME.")],
+    private: Annotated[bool, typer.Option("--private", help="Make the repository private if it is new.")] = False,
+    token: Annotated[str | None, typer.Option(help="Hub token [default: HF_TOKEN or the saved login].")] = None,
+) -> None:
+    """Verify a release, then upload exactly its files to a Hugging Face dataset repository."""
+    from corpusmill.hub import push_release
+
+    try:
+        url = push_release(directory, repo_id, private, token)
+    except CorpusmillError as exc:
+        raise fail(exc) from None
+    say(f"Pushed {directory} to {repo_id}: {url}")
+
+
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Where the demo writes its inputs and release.")] = Path(
         "corpusmill-demo"

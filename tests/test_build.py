@@ -361,3 +361,62 @@ def test_the_executor_reports_the_segments_a_build_finished(banking_release):
     assert progress["segments_done"] == ["00.read.banking77", "01.clean.exact_dedup", "02.split.stratified"]
     assert progress["records_out"] == {segment["name"]: segment["records_out"] for segment in manifest["segments"]}
     assert LocalExecutor.progress_of(work / "nothing-here") == {"segments_done": [], "records_out": {}}
+
+
+class RecordingHub:
+    """Stands in for ``huggingface_hub.HfApi``: records what a push asks of it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict]] = []
+
+    def create_repo(self, repo_id, **options):
+        self.calls.append(("create_repo", {"repo_id": repo_id, **options}))
+
+    def upload_folder(self, **options):
+        self.calls.append(("upload_folder", options))
+        return type("Commit", (), {"commit_url": f"https://hub.example/datasets/{options['repo_id']}/commit/1"})()
+
+
+def test_push_uploads_exactly_the_verified_release_files(banking_release, tmp_path):
+    from corpusmill.hub import push_release
+
+    copy = tmp_path / "release"
+    shutil.copytree(banking_release, copy)
+    hub = RecordingHub()
+    url = push_release(copy, "parcelly/helpdesk", private=True, api=hub)
+    assert url == "https://hub.example/datasets/parcelly/helpdesk/commit/1"
+    (create, created), (upload, uploaded) = hub.calls
+    assert create == "create_repo" and created == {
+        "repo_id": "parcelly/helpdesk",
+        "repo_type": "dataset",
+        "private": True,
+        "exist_ok": True,
+    }
+    on_disk = sorted(p.relative_to(copy).as_posix() for p in copy.rglob("*") if p.is_file())
+    assert upload == "upload_folder" and uploaded["allow_patterns"] == on_disk
+    assert "manifest.json" in on_disk and "README.md" in on_disk and any(p.startswith("data/") for p in on_disk)
+    assert uploaded["repo_type"] == "dataset" and uploaded["folder_path"] == str(copy)
+
+    (copy / "jsonl" / "train.jsonl").write_text("{}\n")  # a release that fails verify is not pushed
+    with pytest.raises(ReleaseError, match=r"train\.jsonl"):
+        push_release(copy, "parcelly/helpdesk", api=RecordingHub())
+
+
+def test_push_to_an_unreachable_hub_is_one_line_and_pushes_nothing(banking_release, tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    base = {key: value for key, value in os.environ.items() if key != "HF_HUB_OFFLINE"}
+    base |= {"HF_ENDPOINT": f"http://127.0.0.1:{port}", "HF_TOKEN": "hf_test"}
+    command = [sys.executable, "-m", "corpusmill", "release", "push", str(banking_release), "--repo-id", "org/name"]
+    for env, why in ((base, "cannot reach the Hub"), ({**base, "HF_HUB_OFFLINE": "1"}, "HF_HUB_OFFLINE is set")):
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 1
+        [line] = done.stderr.strip().splitlines()
+        assert line.startswith(f"error: http://127.0.0.1:{port}/datasets/org/name: {why}")
+        assert line.endswith("nothing was pushed") and "Traceback" not in done.stderr
