@@ -70,9 +70,20 @@ def _block_text(nodes: list[Tag]) -> str:
     return "\n\n".join(p for p in paragraphs if p)
 
 
+FAQ_PAGE = re.compile(r"faq|question|\bhelp\b|\bq\s*&\s*a\b", re.IGNORECASE)
+"""A URL or title that says the page is a list of questions or help topics."""
+
+CHROME_TAGS = frozenset({"nav", "aside", "header", "footer", "form", "search"})
+CHROME_ROLES = frozenset({"navigation", "search", "banner", "contentinfo", "complementary"})
+"""Where a heading is site furniture (a sidebar's "This Page", "Quick search"), not a topic."""
+
+
 def _looks_like_faq(url: str, title: str) -> bool:
-    hay = f"{url} {title}".lower()
-    return "faq" in hay or "question" in hay
+    return FAQ_PAGE.search(f"{url} {title}") is not None
+
+
+def _in_chrome(tag: Tag) -> bool:
+    return any(parent.name in CHROME_TAGS or parent.get("role") in CHROME_ROLES for parent in tag.parents)
 
 
 def _pair(question: str, answer: str, how: str) -> dict[str, str] | None:
@@ -150,22 +161,27 @@ def _dl_pairs(soup: BeautifulSoup, faq_page: bool) -> list[dict[str, str]]:
     return pairs
 
 
-def _heading_pairs(soup: BeautifulSoup) -> list[dict[str, str]]:
-    """Sub-headings (h2–h6) that ask a question, answered by what follows; h1 is the page title."""
+def _heading_pairs(soup: BeautifulSoup, faq_page: bool) -> list[dict[str, str]]:
+    """Sub-headings (h2–h6) that ask a question, answered by what follows; h1 is the page title.
+    On a FAQ or help page every sub-heading is a topic, answered by the text before the next
+    heading ("My shirt is the wrong size!", "Coffee"); a topic heading followed straight by
+    sub-headings has no answer of its own and gives no pair. Headings in navigation, sidebars
+    and footers are never topics."""
     pairs = []
     for heading in soup.find_all(HEADINGS[1:]):
         question = _text(heading)
-        if not question.endswith("?"):
+        asks = question.endswith("?")
+        if not (asks or faq_page) or _in_chrome(heading):
             continue
         level = int(heading.name[1])
         answer: list[Tag] = []
         for sibling in heading.find_next_siblings():
-            if sibling.name in HEADINGS and int(sibling.name[1]) <= level:
+            if sibling.name in HEADINGS and (int(sibling.name[1]) <= level or not asks):
                 break
             if sibling.name == "section" and sibling.find(HEADINGS):
                 break
             answer.append(sibling)
-        pair = _pair(question, _block_text(answer), "heading")
+        pair = _pair(question, _block_text(answer), "heading" if asks else "topic_heading")
         if pair:
             pairs.append(pair)
     return pairs
@@ -174,7 +190,8 @@ def _heading_pairs(soup: BeautifulSoup) -> list[dict[str, str]]:
 def faq_pairs(soup: BeautifulSoup, url: str, title: str) -> list[dict[str, str]]:
     """Question/answer pairs from JSON-LD, <details>, <dl> and question headings; first wins."""
     faq_page = _looks_like_faq(url, title)
-    found = _jsonld_pairs(soup) + _details_pairs(soup, faq_page) + _dl_pairs(soup, faq_page) + _heading_pairs(soup)
+    found = _jsonld_pairs(soup) + _details_pairs(soup, faq_page) + _dl_pairs(soup, faq_page)
+    found += _heading_pairs(soup, faq_page)
     seen: set[str] = set()
     unique = []
     for pair in found:
@@ -218,11 +235,12 @@ def _element_text(node: HtmlElement) -> str:
     return SPACE_BEFORE_PUNCTUATION.sub(r"\1", text).strip()
 
 
-def _may_hold_faq(html: str, headings: list[tuple[str, str]]) -> bool:
+def _may_hold_faq(html: str, headings: list[tuple[str, str]], faq_page: bool) -> bool:
     """Whether any FAQ pattern can match: JSON-LD, <details>, <dl>, or a sub-heading asking a
-    question (``headings``: (tag, text) pairs). Most pages have none, and they are spared a
-    BeautifulSoup parse."""
-    return FAQ_MARKUP.search(html) is not None or any(tag != "h1" and text.endswith("?") for tag, text in headings)
+    question — any sub-heading on a FAQ or help page (``headings``: (tag, text) pairs). Most
+    pages have none, and they are spared a BeautifulSoup parse."""
+    asked = any(tag != "h1" and (faq_page or text.endswith("?")) for tag, text in headings)
+    return FAQ_MARKUP.search(html) is not None or asked
 
 
 def page_facts(html: str, url: str, tree: HtmlElement) -> dict[str, Any]:
@@ -236,7 +254,8 @@ def page_facts(html: str, url: str, tree: HtmlElement) -> dict[str, Any]:
     title = _element_text(title_node) if title_node is not None else ""
     canonical = tree.xpath(CANONICAL)
     headings = [(h.tag, _element_text(h)) for h in tree.iter(*HEADINGS)]
-    faq = faq_pairs(BeautifulSoup(html, "lxml"), url, title) if _may_hold_faq(html, headings) else []
+    may_hold = _may_hold_faq(html, headings, _looks_like_faq(url, title))
+    faq = faq_pairs(BeautifulSoup(html, "lxml"), url, title) if may_hold else []
     return {
         "title": title,
         "canonical": canonical[0].get("href") if canonical else None,

@@ -50,8 +50,10 @@ def test_pygments_site_pages_faq_pairs_and_rejects(pygments_crawl):
     assert len({r["source"]["uri"] for r in pages}) == 32
     faq = [r for r in records if r["messages"] and r["group"] == canonical_url(url + "faq/")]
     questions = [r["messages"][0]["content"] for r in faq]
-    assert len(faq) == 8
+    assert len(faq) == 9  # eight question headings and one topic: the page's title says FAQ
     assert "Where does the name Pygments come from?" in questions
+    assert "I want this support for this language!" in questions
+    assert not {"This Page", "Quick search", "Table of Contents"} & set(questions)  # the sidebar
     assert all(r["messages"][1]["content"] and r["messages"][0]["role"] == "user" for r in faq)
     assert "Py of course stands for Python" in faq[1]["messages"][1]["content"]
     quickstart = next(r for r in pages if r["source"]["uri"].endswith("/docs/quickstart/"))
@@ -266,7 +268,7 @@ def test_each_faq_pattern_alone_gives_its_pair(pattern):
     heading that asks nothing gives no pair outside a FAQ page."""
     from crawlers.extract import extract_page
 
-    page = extract_page(FAQ_PAGES[pattern], "http://127.0.0.1/help/page")
+    page = extract_page(FAQ_PAGES[pattern], "http://127.0.0.1/shop/page")  # not a FAQ or help URL
     assert [(p["question"], p["answer"], p["pattern"]) for p in page["faq"]] == [(*FAQ_EXPECTED[pattern], pattern)]
 
 
@@ -306,3 +308,36 @@ def test_allow_and_deny_patterns_decide_which_links_are_requested(tmp_path, patt
     assert result.stats["not_followed"]["filtered_by_pattern"] > 0
     filtered = {r["url"] for r in read_jsonl(result.rejects) if r["reason"] == "filtered_by_pattern"}
     assert filtered and all(urlparse(url).path not in expected for url in filtered)
+
+
+HELP_PAGE = """<html><head><title>{title} | Shirtshop</title></head><body>
+<nav><h2>Menu</h2><ul><li><a href="/">Home</a></li></ul></nav>
+<main><h1>{title}</h1>
+<h2>My shirt is the wrong size!</h2><p>Send it back within 30 days and we exchange it.</p>
+<h2>Coffee</h2><p>Our shops serve coffee from 8 am.</p>
+<h2>Shipping</h2>
+<h3>Do you ship abroad?</h3><p>Yes, to every EU country.</p>
+<h3>Tracking</h3><p>Every parcel has a tracking link.</p>
+</main><footer><h2>Contact</h2><p>hello@shirtshop.example</p></footer></body></html>"""
+
+
+@pytest.mark.parametrize(
+    ("title", "path", "expected"),
+    [
+        ("Help", "/support/", ["My shirt is the wrong size!", "Coffee", "Do you ship abroad?", "Tracking"]),
+        ("Questions and answers", "/qa/", ["My shirt is the wrong size!", "Coffee", "Do you ship abroad?", "Tracking"]),
+        ("Our story", "/faq/", ["My shirt is the wrong size!", "Coffee", "Do you ship abroad?", "Tracking"]),
+        ("Our story", "/about/", ["Do you ship abroad?"]),  # elsewhere only headings that ask
+    ],
+)
+def test_on_a_faq_or_help_page_every_topic_heading_with_its_own_text_is_a_pair(title, path, expected):
+    from crawlers.extract import extract_from_bytes
+
+    html = HELP_PAGE.format(title=title).encode()
+    page = extract_from_bytes(html, "utf-8", f"https://shirtshop.example{path}")
+    assert [pair["question"] for pair in page["faq"]] == expected  # not "Shipping", "Menu" or "Contact"
+    answers = {pair["question"]: pair["answer"] for pair in page["faq"]}
+    assert answers["Do you ship abroad?"] == "Yes, to every EU country."
+    if "Coffee" in answers:
+        assert answers["Coffee"] == "Our shops serve coffee from 8 am."
+        assert {p["question"]: p["pattern"] for p in page["faq"]}["Coffee"] == "topic_heading"

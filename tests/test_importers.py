@@ -252,7 +252,7 @@ def test_warc_html_goes_through_the_crawlers_extraction(shared_data, tmp_path):
         text = [r for r in records if r.source.uri == url and r.text is not None]
         assert [t.text for t in text] == [expected["text"]]
     faq = [r for r in records if r.messages and r.source.uri.endswith("/faq/")]
-    assert len(faq) == 8
+    assert len(faq) == 9
 
 
 def test_directory_of_text_markdown_and_html(shared_data, tmp_path):
@@ -264,7 +264,7 @@ def test_directory_of_text_markdown_and_html(shared_data, tmp_path):
     records = read(tmp_path / "notes")
     assert [r.source.uri for r in records if r.text is not None] == ["a.txt", "b.md", "c.html"]
     assert records[1].meta["title"] == "Returns"
-    assert sum(1 for r in records if r.messages) == 8
+    assert sum(1 for r in records if r.messages) == 9
 
 
 BAD = [
