@@ -169,20 +169,28 @@ def test_a_directory_imports_its_dataset_files_by_format_and_lists_what_it_skipp
     for name in ("tm4-coffee-data_07.json", "tm1-sample.json", "TM-4-README.md"):
         (folder / name).write_bytes((taskmaster / name).read_bytes())
     (folder / "speakers.png").write_bytes(b"\x89PNG\r\n")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the corpus")
+    (folder / "linked.txt").symlink_to(secret)  # a link out of the folder is never read
     out = tmp_path / "out.jsonl"
     options = ["--turns", "utterances", "--role-key", "speaker", "--content-key", "text"]
     options += ["--roles", "user=user,assistant=assistant,USER=user,ASSISTANT=assistant"]
     done = runner.invoke(app, ["import", str(folder), "--out", str(out), *options])
     assert done.exit_code == 0, done.output
-    assert "dir: 213 rows in, 212 records out, rejected: skipped_file: 1" in done.output
+    assert "dir: 214 rows in, 212 records out, rejected: outside_directory: 1, skipped_file: 1" in done.output
     records = [json.loads(line) for line in out.open()]
     assert [r["source"]["uri"] for r in records if r["text"]] == ["TM-4-README.md"]
     by_file = {uri: sum(r["source"]["uri"] == uri for r in records) for uri in {r["source"]["uri"] for r in records}}
     assert by_file == {"TM-4-README.md": 1, "tm1-sample.json": 1, "tm4-coffee-data_07.json": 210}
-    [skipped] = [json.loads(line) for line in (tmp_path / "out.rejects.jsonl").open()]
-    assert skipped["reason"] == "skipped_file" and skipped["raw"] == "speakers.png"
+    rejects = [json.loads(line) for line in (tmp_path / "out.rejects.jsonl").open()]
+    assert [(r["reason"], r["raw"]) for r in rejects] == [
+        ("outside_directory", "linked.txt"),
+        ("skipped_file", "speakers.png"),
+    ]
+    assert "not for the corpus" not in out.read_text()
 
     (folder / "TM-4-README.md").unlink()
+    (folder / "linked.txt").unlink()
     for name in ("tm4-coffee-data_07.json", "tm1-sample.json"):
         (folder / name).unlink()
     failed = runner.invoke(app, ["import", str(folder), "--out", str(tmp_path / "none.jsonl")])

@@ -112,7 +112,8 @@ class DirectoryParams(FieldMapping):
 class DirectoryReader(Reader):
     """Every file under a directory, in sorted path order: .txt/.md/.html as documents (one group
     per file), dataset files (CSV, JSON, JSONL, parquet) by their detected format with this
-    source's column mapping; any other file is rejected as ``skipped_file``, never ignored."""
+    source's column mapping; any other file is rejected as ``skipped_file``, never ignored, and a
+    symbolic link to a file outside the directory as ``outside_directory``, never read."""
 
     Params: ClassVar[type[BaseModel]] = DirectoryParams
 
@@ -121,10 +122,15 @@ class DirectoryReader(Reader):
         if not root.is_dir():
             raise InputError(str(root), "not a directory")
         files = sorted(p for p in root.rglob("*") if p.is_file())
+        inside = root.resolve()
         produced = 0
         for file in files:
             relative = file.relative_to(root).as_posix()
             suffix = file.suffix.lower()
+            if not file.resolve().is_relative_to(inside):  # a link out of the directory is not its content
+                self.stats.total += 1
+                self.drop(None, "outside_directory", where=str(file), raw=relative)
+                continue
             if suffix in DATASET_SUFFIXES:
                 records: Iterable[Record] = self._dataset_file(file, relative)
             elif suffix in TEXT_SUFFIXES + HTML_SUFFIXES:
