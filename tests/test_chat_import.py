@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from corpusmill.cli import app
 from corpusmill.config import load_config
+from corpusmill.errors import InputError
 from corpusmill.executor import LocalExecutor
 from crawlers.importers import ImportSource
 from crawlers.importers.mapping import FieldMapping
@@ -196,3 +197,20 @@ def test_a_directory_imports_its_dataset_files_by_format_and_lists_what_it_skipp
     failed = runner.invoke(app, ["import", str(folder), "--out", str(tmp_path / "none.jsonl")])
     assert failed.exit_code == 1
     assert f"{folder}: nothing importable: 1 files, 1 of no known format" in failed.output
+
+
+@pytest.mark.parametrize(
+    ("turn", "roles", "expected"),
+    [
+        ({"speaker": {"name": "USER"}, "text": "Hi"}, "USER=user", "turns[1].speaker must be a string, got dict"),
+        ({"speaker": "USER", "text": "Hi"}, None, "turns[1].speaker is 'USER', not a chat role (system, user"),
+        ({"speaker": "user", "text": 7}, None, "turns[1].text must be a string, got int"),
+    ],
+)
+def test_a_turn_that_cannot_become_a_message_names_its_file_line_and_key(tmp_path, turn, roles, expected):
+    path = tmp_path / "dialogues.jsonl"
+    path.write_text(json.dumps({"turns": [turn]}) + "\n", encoding="utf-8")
+    options = {"turns": "turns", "role_key": "speaker", "content_key": "text"} | ({"roles": roles} if roles else {})
+    with pytest.raises(InputError) as caught:
+        list(ImportSource(dataset="t", path=path, **options).run())
+    assert str(caught.value).startswith(f"{path}:1: ") and expected in str(caught.value)

@@ -118,10 +118,7 @@ class FieldMapping(BaseModel):
         elif messages is None and self.turns:
             messages = [*self._system_turn(row, where), *self._dialogue(row, where)]
         if messages is None:
-            column = self.text_column
-            text = row.get(column)  # type: ignore[arg-type]
-            if not isinstance(text, str):
-                raise InputError(where, f"column {column!r} must be a string, got {_type_name(text)}")
+            text = _string(row, self.text_column, where)  # type: ignore[arg-type]
         data: dict[str, Any] = {
             "id": self._record_id(row, dataset, text, messages, where),
             "text": text,
@@ -209,10 +206,15 @@ class FieldMapping(BaseModel):
             speaker, content = turn.get(self.role_key), turn.get(self.content_key)
             if not isinstance(content, str):
                 raise InputError(where, f"{at}.{self.content_key} must be a string, got {_type_name(content)}")
-            role = self.roles.get(speaker) if self.roles else speaker  # type: ignore[arg-type]
+            if not isinstance(speaker, str):
+                raise InputError(where, f"{at}.{self.role_key} must be a string, got {_type_name(speaker)}")
+            role = self.roles.get(speaker) if self.roles else speaker
             if role not in ROLES:
-                known = ", ".join(map(str, self.roles)) if self.roles else ", ".join(ROLES)
-                raise InputError(where, f"{at}.{self.role_key} is {speaker!r}, which roles do not map ({known})")
+                if self.roles:
+                    why = f"which roles do not map ({', '.join(self.roles)})"
+                else:
+                    why = f"not a chat role ({', '.join(ROLES)}); map it with roles"
+                raise InputError(where, f"{at}.{self.role_key} is {speaker!r}, {why}")
             messages.append({"role": role, "content": content})
         return messages
 
