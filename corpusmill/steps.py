@@ -617,6 +617,7 @@ class Reader(PipelineStep):
             yield record
 
     def skip_bad_input(self, where: str, reason: str, raw: str) -> None:
-        """Count an unreadable line or row as rejected (only under ``on_error: skip``)."""
+        """Count an input item that is not a record — an unreadable line or row (under
+        ``on_error: skip``), a file a directory reader cannot read — as rejected with its reason."""
         self.stats.total += 1
         self.drop(None, reason, where=where, raw=raw.rstrip("\r\n")[:2000])

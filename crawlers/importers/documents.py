@@ -70,22 +70,19 @@ class WarcReader(Reader):
                     if entry.rec_type == "response" and entry.http_headers is not None:
                         content_type = entry.http_headers.get_header("Content-Type") or ""
                         if "html" not in content_type.lower():
-                            self.stats.total += 1
-                            self.drop(None, "non_html", where=where, raw=url)
+                            self.skip_bad_input(where, "non_html", url)
                             continue
                         page = extract_from_bytes(payload, _charset(content_type), url)
                         records = page_records(page, url, self.dataset, "import", fetched_at)
                         if not records:
-                            self.stats.total += 1
-                            self.drop(None, "extraction_empty", where=where, raw=url)
+                            self.skip_bad_input(where, "extraction_empty", url)
                         for record in records:
                             produced += 1
                             yield record
                     elif entry.rec_type == "conversion":
                         text = payload.decode("utf-8", "replace").strip()
                         if not text:
-                            self.stats.total += 1
-                            self.drop(None, "extraction_empty", where=where, raw=url)
+                            self.skip_bad_input(where, "extraction_empty", url)
                             continue
                         produced += 1
                         yield Record(
@@ -128,16 +125,14 @@ class DirectoryReader(Reader):
             relative = file.relative_to(root).as_posix()
             suffix = file.suffix.lower()
             if not file.resolve().is_relative_to(inside):  # a link out of the directory is not its content
-                self.stats.total += 1
-                self.drop(None, "outside_directory", where=str(file), raw=relative)
+                self.skip_bad_input(str(file), "outside_directory", relative)
                 continue
             if suffix in DATASET_SUFFIXES:
                 records: Iterable[Record] = self._dataset_file(file, relative)
             elif suffix in TEXT_SUFFIXES + HTML_SUFFIXES:
                 records = self._document(file, relative)
             else:
-                self.stats.total += 1
-                self.drop(None, "skipped_file", where=str(file), raw=relative)
+                self.skip_bad_input(str(file), "skipped_file", relative)
                 continue
             for record in records:
                 produced += 1
@@ -169,8 +164,7 @@ class DirectoryReader(Reader):
         if file.suffix.lower() in HTML_SUFFIXES:
             records = page_records(extract_from_bytes(body, None, relative), relative, self.dataset, "import")
             if not records:
-                self.stats.total += 1
-                self.drop(None, "extraction_empty", where=str(file), raw=relative)
+                self.skip_bad_input(str(file), "extraction_empty", relative)
             yield from records
             return
         try:
@@ -178,8 +172,7 @@ class DirectoryReader(Reader):
         except UnicodeDecodeError:
             text = body.decode(guess_encoding(body) or "cp1252", "replace")
         if not text.strip():
-            self.stats.total += 1
-            self.drop(None, "empty_file", where=str(file), raw=relative)
+            self.skip_bad_input(str(file), "empty_file", relative)
             return
         title = next((line.lstrip("# ").strip() for line in text.splitlines() if line.strip()), "")
         yield Record(
