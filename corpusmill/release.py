@@ -89,10 +89,11 @@ def write_release(
 
     release_dir.parent.mkdir(parents=True, exist_ok=True)
     with atomic_directory(release_dir) as tmp:
-        _write_data(records_path, ordered, schema, multi_label, config.release.max_rows_per_shard, tmp)
+        shape_configs = _ShapeConfigs(tmp, schema) if _holds_both_shapes(ordered) else None
+        _write_data(records_path, ordered, schema, multi_label, config.release.max_rows_per_shard, tmp, shape_configs)
+        shapes = shape_configs.files(list(ordered)) if shape_configs else {}
         reject_counts = _copy_rejects(segments, work_dir, tmp)
         exports = _write_exports(records_path, config.release.exports, list(ordered), tmp)
-        shapes = _write_shape_configs(records_path, ordered, schema, tmp)
         plots = {"lengths": plot_lengths(ordered, tmp / "plots" / "lengths.png")}
         if any(summary.labels for summary in ordered.values()):
             plots["labels"] = plot_labels(ordered, tmp / "plots" / "labels.png")
@@ -157,8 +158,10 @@ def _write_data(
     multi_label: bool,
     max_rows: int,
     out: Path,
+    shape_configs: _ShapeConfigs | None = None,
 ) -> None:
-    """Stream the records into per-split parquet shards and JSONL mirrors."""
+    """Stream the records into per-split parquet shards and JSONL mirrors (and, for a release of
+    both shapes, the ``text``/``chat`` configs' files), each record made a row once."""
     (out / "data").mkdir()
     (out / "jsonl").mkdir()
     shard_counts = {name: max(1, -(-summary.records // max_rows)) for name, summary in summaries.items()}
@@ -173,10 +176,15 @@ def _write_data(
         for record in read_records(records_path):
             if multi_label and isinstance(record.label, str):
                 record.label = [record.label]
-            writers[record.split].add(record)  # type: ignore[index]
+            row = to_row(record)
+            writers[record.split].add(record, row)  # type: ignore[index]
+            if shape_configs is not None:
+                shape_configs.add(record, row)
     finally:
         for writer in writers.values():
             writer.close()
+        if shape_configs is not None:
+            shape_configs.close()
 
 
 class _SplitWriter:
@@ -191,9 +199,9 @@ class _SplitWriter:
         self.shard = 0
         self.writer: pq.ParquetWriter | None = None
 
-    def add(self, record: Record) -> None:
+    def add(self, record: Record, row: dict[str, Any]) -> None:
         self.jsonl.write(record.to_json() + "\n")
-        self.rows.append(to_row(record))
+        self.rows.append(row)
         if len(self.rows) >= ROW_GROUP_SIZE or self.in_shard + len(self.rows) >= self.max_rows:
             self._flush()
 
@@ -250,50 +258,73 @@ EXPORT_BATCH = 10_000
 """Export rows turned into a parquet row group at once."""
 
 
-def _write_shape_configs(
-    records_path: Path, summaries: dict[str, SplitSummary], schema: pa.Schema, out: Path
-) -> dict[str, dict[str, dict[str, Any]]]:
+class _BatchedParquet:
+    """Rows to one parquet file, a row group of :data:`EXPORT_BATCH` at a time."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.schema, self.rows, self.count = schema, [], 0
+        self.writer = pq.ParquetWriter(path, schema, compression="zstd")
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        self.count += 1
+        if len(self.rows) == EXPORT_BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        self.writer.write_table(pa.Table.from_pylist(self.rows, self.schema))
+        self.rows = []
+
+    def close(self) -> None:
+        if self.rows or not self.count:  # an empty file still holds the schema
+            self._flush()
+        self.writer.close()
+
+
+def _holds_both_shapes(summaries: dict[str, SplitSummary]) -> bool:
+    chats = sum(summary.chat for summary in summaries.values())
+    return 0 < chats < sum(summary.records for summary in summaries.values())
+
+
+class _ShapeConfigs:
     """For a release holding both text and chat records, each shape as a config with only its own
     columns: ``configs/chat/<split>.parquet`` with ``messages`` alone (a trainer given the default
     config's rows meets text rows whose ``messages`` is null: TRL's ``SFTTrainer`` fails on them)
-    and ``configs/text/<split>.parquet`` without ``messages``. ``{}`` for a release of one shape,
-    whose default config is already that."""
-    chats = sum(summary.chat for summary in summaries.values())
-    if not chats or chats == sum(summary.records for summary in summaries.values()):
-        return {}
-    schemas = {"text": pa.schema([field for field in schema if field.name != "messages"])}
-    schemas["chat"] = pa.schema([schema.field("messages")])
-    files: dict[str, dict[str, dict[str, Any]]] = {shape: {} for shape in schemas}
-    writers: dict[tuple[str, str], pq.ParquetWriter] = {}
-    pending: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    and ``configs/text/<split>.parquet`` without ``messages``. A release of one shape needs none:
+    its default config is already that."""
 
-    def flush(key: tuple[str, str]) -> None:
-        shape, split = key
-        if key not in writers:
-            (out / "configs" / shape).mkdir(parents=True, exist_ok=True)
-            writers[key] = pq.ParquetWriter(
-                out / "configs" / shape / f"{split}.parquet", schemas[shape], compression="zstd"
-            )
-        writers[key].write_table(pa.Table.from_pylist(pending.pop(key), schemas[shape]))
+    def __init__(self, out: Path, schema: pa.Schema) -> None:
+        self.out = out
+        self.schemas = {"text": pa.schema([f for f in schema if f.name != "messages"])}
+        self.schemas["chat"] = pa.schema([schema.field("messages")])
+        self.writers: dict[tuple[str, str], _BatchedParquet] = {}
 
-    try:
-        for record in read_records(records_path):
-            shape = "text" if record.messages is None else "chat"
-            key = (shape, record.split)  # type: ignore[assignment]
-            row = to_row(record)
-            if isinstance(row["label"], str) and pa.types.is_list(schema.field("label").type):
-                row["label"] = [row["label"]]
-            pending.setdefault(key, []).append({"messages": row["messages"]} if shape == "chat" else row)
-            entry = files[shape].setdefault(record.split, {"file": f"configs/{shape}/{record.split}.parquet"})  # type: ignore[arg-type]
-            entry["records"] = entry.get("records", 0) + 1
-            if len(pending[key]) == EXPORT_BATCH:
-                flush(key)
-        for key in list(pending):
-            flush(key)
-    finally:
-        for writer in writers.values():
+    def add(self, record: Record, row: dict[str, Any]) -> None:
+        shape = "text" if record.messages is None else "chat"
+        key = (shape, record.split or "")
+        if key not in self.writers:
+            (self.out / "configs" / shape).mkdir(parents=True, exist_ok=True)
+            self.writers[key] = _BatchedParquet(self.out / self._file(*key), self.schemas[shape])
+        self.writers[key].add({"messages": row["messages"]} if shape == "chat" else row)
+
+    def close(self) -> None:
+        for writer in self.writers.values():
             writer.close()
-    return {shape: {split: files[shape][split] for split in summaries if split in files[shape]} for shape in files}
+
+    def files(self, splits: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+        """Per shape and split (in release order), its file and record count, for the manifest."""
+        return {
+            shape: {
+                split: {"file": self._file(shape, split), "records": self.writers[(shape, split)].count}
+                for split in splits
+                if (shape, split) in self.writers
+            }
+            for shape in self.schemas
+        }
+
+    @staticmethod
+    def _file(shape: str, split: str) -> str:
+        return f"configs/{shape}/{split}.parquet"
 
 
 def _write_exports(records_path: Path, formats: list[str], splits: list[str], out: Path) -> dict[str, Any]:
@@ -309,8 +340,7 @@ def _write_exports(records_path: Path, formats: list[str], splits: list[str], ou
         folder = out / "exports" / fmt
         folder.mkdir(parents=True)
         handles = {split: (folder / f"{split}.jsonl").open("w", encoding="utf-8") for split in splits}
-        tables = {split: pq.ParquetWriter(folder / f"{split}.parquet", EXPORT_SCHEMAS[fmt]) for split in splits}
-        pending: dict[str, list[dict[str, Any]]] = {split: [] for split in splits}
+        tables = {split: _BatchedParquet(folder / f"{split}.parquet", EXPORT_SCHEMAS[fmt]) for split in splits}
         counts = {
             split: {"file": f"exports/{fmt}/{split}.jsonl", "parquet": f"exports/{fmt}/{split}.parquet"}
             | {"written": 0, "skipped": Counter()}
@@ -330,13 +360,7 @@ def _write_exports(records_path: Path, formats: list[str], splits: list[str], ou
                     continue
                 handles[record.split].write(json.dumps(row, ensure_ascii=False) + "\n")  # type: ignore[index]
                 entry["written"] += 1
-                rows = pending[record.split]  # type: ignore[index]
-                rows.append(row)
-                if len(rows) == EXPORT_BATCH:
-                    tables[record.split].write_table(pa.Table.from_pylist(rows, EXPORT_SCHEMAS[fmt]))  # type: ignore[index]
-                    rows.clear()
-            for split, rows in pending.items():
-                tables[split].write_table(pa.Table.from_pylist(rows, EXPORT_SCHEMAS[fmt]))
+                tables[record.split].add(row)  # type: ignore[index]
         finally:
             for handle in handles.values():
                 handle.close()
@@ -450,6 +474,12 @@ def _inside(release_dir: Path, name: str) -> Path:
     return path
 
 
+def _check_rows(release_dir: Path, file: str, expected: int) -> None:
+    rows = pq.ParquetFile(_inside(release_dir, file)).metadata.num_rows
+    if rows != expected:
+        raise ReleaseError(f"{release_dir / file}: {rows} rows, manifest says {expected}")
+
+
 def _verify(release_dir: Path, manifest: dict[str, Any]) -> None:
     if not isinstance(manifest, dict):
         raise ReleaseError(f"{release_dir / MANIFEST}: not a corpusmill manifest: not a JSON object")
@@ -491,16 +521,10 @@ def _verify(release_dir: Path, manifest: dict[str, Any]) -> None:
             if lines != entry["written"]:
                 raise ReleaseError(f"{release_dir / entry['file']}: {lines} lines, manifest says {entry['written']}")
             if "parquet" in entry:  # releases before the parquet copies list only the JSONL
-                rows = pq.ParquetFile(_inside(release_dir, entry["parquet"])).metadata.num_rows
-                if rows != entry["written"]:
-                    raise ReleaseError(
-                        f"{release_dir / entry['parquet']}: {rows} rows, manifest says {entry['written']}"
-                    )
+                _check_rows(release_dir, entry["parquet"], entry["written"])
     for splits in manifest.get("configs", {}).values():
         for entry in splits.values():
-            rows = pq.ParquetFile(_inside(release_dir, entry["file"])).metadata.num_rows
-            if rows != entry["records"]:
-                raise ReleaseError(f"{release_dir / entry['file']}: {rows} rows, manifest says {entry['records']}")
+            _check_rows(release_dir, entry["file"], entry["records"])
     rejected = sum(sum(reasons.values()) for reasons in accounting["rejected"].values())
     if rejected != accounting["rejected_total"]:
         raise ReleaseError(
