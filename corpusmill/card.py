@@ -107,7 +107,7 @@ def render_card(
     accounting: dict[str, Any],
     plots: dict[str, str],
     configs: dict[str, dict[str, str]] | None = None,
-    tokens: TokenReport | None = None,
+    tokens: dict[str, Any] | None = None,
 ) -> str:
     """The card: generic sections from the counts, then each step's own section in pipeline order."""
     release = config.release
@@ -312,29 +312,32 @@ def _histograms(series: dict[str, array[int]], unit: str, title: str, path: Path
     return f"plots/{path.name}"
 
 
-def _token_section(tokens: TokenReport, plots: dict[str, str]) -> list[str]:
-    """Token counts per split, and what a fine-tune must know before it starts."""
-    report = tokens.to_dict()
-    how = "chats rendered with its chat template" if tokens.chat_template else "chats as their turns joined by newlines"
+def _token_section(report: dict[str, Any], plots: dict[str, str]) -> list[str]:
+    """Token counts per split (:meth:`TokenReport.to_dict`), and what a fine-tune must know before it starts."""
+    how = (
+        "chats rendered with its chat template"
+        if report["chat_template"]
+        else "chats as their turns joined by newlines"
+    )
     rows = [
         [name, s["records"], s.get("min", "–"), s.get("median", "–"), s.get("p95", "–"), s.get("max", "–"), s["total"]]
         for name, s in report["splits"].items()
     ]
-    parts = ["## Tokens", "", f"Counted with `{tokens.tokenizer}` ({how}), as a fine-tune will read them.", ""]
+    parts = ["## Tokens", "", f"Counted with `{report['tokenizer']}` ({how}), as a fine-tune will read them.", ""]
     parts += [markdown_table(["split", "records", "min", "median", "p95", "max", "total"], rows), ""]
     train = report["splits"].get("train")
     if train:
         parts += [f"One epoch over `train` reads {train['total']:,} tokens (n epochs: n times that).", ""]
     over = sum(s["over_max_tokens"] for s in report["splits"].values())
-    if tokens.max_tokens is not None:
+    if report["max_tokens"] is not None:
         if over:
             parts += [
-                f"> **Warning:** {over} records are longer than `max_tokens` ({tokens.max_tokens}): a trainer "
+                f"> **Warning:** {over} records are longer than `max_tokens` ({report['max_tokens']}): a trainer "
                 "truncates them or drops them. `manifest.json` names them (`tokens.over_max_tokens_listed`).",
                 "",
             ]
         else:
-            parts += [f"Every record fits in `max_tokens` ({tokens.max_tokens}).", ""]
+            parts += [f"Every record fits in `max_tokens` ({report['max_tokens']}).", ""]
     silent = sum(s["chats_without_assistant"] for s in report["splits"].values())
     if silent:
         parts += [

@@ -94,7 +94,7 @@ class ReleaseSpec(BaseModel):
     max_rows_per_shard: int = Field(default=100_000, gt=0)
     exports: list[Literal["openai", "sharegpt", "alpaca"]] = []
     """Also write chat records as fine-tuning files: ``exports/<format>/<split>.jsonl``."""
-    tokenizer: str | None = None
+    tokenizer: PathOrName | None = None
     """Count every record's tokens with the tokenizer that will train on it (``smollm2``,
     ``minilm``, a model directory or a cached hub id; chats through its chat template): per
     split in the card (table and histogram) and the manifest."""

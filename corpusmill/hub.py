@@ -24,8 +24,13 @@ def push_release(
     the commit's URL. An unreachable or refusing Hub is one :class:`ReleaseError` line."""
     import httpx2
     from huggingface_hub import HfApi, constants
-    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineModeIsEnabled
+    from huggingface_hub.utils import validate_repo_id
 
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as exc:
+        raise ReleaseError(f"--repo-id {repo_id!r}: not a Hub repository id ({exc})") from None
     manifest = verify_release(release_dir)  # a release that fails its own checks is not published
     hub = api or HfApi(token=token)
     where = f"{constants.ENDPOINT}/datasets/{repo_id}"

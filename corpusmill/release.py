@@ -103,7 +103,8 @@ def write_release(
         configs = {shape: {split: entry["file"] for split, entry in files.items()} for shape, files in shapes.items()}
         for fmt, files in exports.items():
             configs[fmt] = {split: entry["parquet"] for split, entry in files.items() if entry["written"]}
-        card = render_card(config, ordered, schema, steps, accounting, plots, configs, tokens)
+        token_summary = tokens.to_dict() if tokens is not None else None
+        card = render_card(config, ordered, schema, steps, accounting, plots, configs, token_summary)
         (tmp / "README.md").write_text(card, encoding="utf-8")
         manifest = {
             "format": "corpusmill-release/1",
@@ -133,7 +134,7 @@ def write_release(
             "rejects": reject_counts,
             "exports": exports,
             "configs": shapes,
-            "tokens": tokens.to_dict() if tokens is not None else None,
+            "tokens": token_summary,
             "reports": {step.label: step.report for step in steps if step.report},
             "segments": [
                 {

@@ -15,7 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from corpusmill.errors import ConfigError
+from jinja2 import TemplateError
+
+from corpusmill.errors import ConfigError, ReleaseError
 from corpusmill.models import MINILM, SMOLLM2, ModelUnavailable, packaged_smollm2, resolve_model
 from corpusmill.schema import Record
 
@@ -122,7 +124,12 @@ def _count_batch(tokenizer: Any, records: list[Record], report: TokenReport) -> 
             count = next(text_counts)
         else:
             turns = [message.model_dump() for message in record.messages]
-            count = _chat_tokens(tokenizer, turns, report.chat_template)
+            try:
+                count = _chat_tokens(tokenizer, turns, report.chat_template)
+            except TemplateError as exc:  # a template that insists on alternation, say: a trainer would fail too
+                raise ReleaseError(
+                    f"{record.id}: the chat template of {report.tokenizer} refuses this chat ({exc})"
+                ) from None
             split.no_assistant += not any(turn["role"] == "assistant" for turn in turns)
         split.counts.append(count)
         if report.max_tokens is not None and count > report.max_tokens:

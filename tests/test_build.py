@@ -397,6 +397,8 @@ def test_push_uploads_exactly_the_verified_release_files(banking_release, tmp_pa
     assert "manifest.json" in on_disk and "README.md" in on_disk and any(p.startswith("data/") for p in on_disk)
     assert uploaded["repo_type"] == "dataset" and uploaded["folder_path"] == str(copy)
 
+    with pytest.raises(ReleaseError, match="not a Hub repository id"):
+        push_release(copy, "parcelly/help desk!", api=RecordingHub())
     (copy / "jsonl" / "train.jsonl").write_text("{}\n")  # a release that fails verify is not pushed
     with pytest.raises(ReleaseError, match=r"train\.jsonl"):
         push_release(copy, "parcelly/helpdesk", api=RecordingHub())

@@ -109,3 +109,31 @@ def test_a_tokenizer_that_cannot_load_is_one_line_and_writes_no_release(shared_d
 def test_max_tokens_needs_a_tokenizer():
     with pytest.raises(ValidationError, match="max_tokens needs a tokenizer"):
         ReleaseSpec(name="r", version="1", max_tokens=512)
+
+
+def test_a_chat_the_template_refuses_is_one_line_naming_the_record():
+    from corpusmill.errors import ReleaseError
+    from corpusmill.schema import Record
+    from corpusmill.tokens import TokenReport, _count_batch
+
+    tokenizer = smollm2_tokenizer()
+    tokenizer.chat_template = (  # as strict templates do: tool turns refused
+        "{% for m in messages %}{% if m['role'] == 'tool' %}{{ raise_exception('no tool turns') }}{% endif %}"
+        "{{ m['content'] }}{% endfor %}"
+    )
+    source = {"kind": "import", "uri": "t", "dataset": "t"}
+    chat = Record(id="t-1", messages=[{"role": "tool", "content": "{}"}], source=source, split="train")
+    with pytest.raises(ReleaseError, match=r"^t-1: the chat template of smollm2 refuses this chat \(no tool turns\)"):
+        _count_batch(tokenizer, [chat], TokenReport("smollm2", None, True))
+
+
+def test_a_service_build_may_not_name_a_tokenizer_outside_its_workspace(tmp_path):
+    from corpusmill.config import parse_config
+    from corpusmill.errors import ConfigError
+
+    config = {"sources": [{"type": "csv", "path": "in.csv"}], "release": {"name": "r", "version": "1"}}
+    config["release"]["tokenizer"] = "/etc"
+    with pytest.raises(ConfigError, match=r"release\.tokenizer: must stay inside the workspace"):
+        parse_config(config, "config", tmp_path, workspace=tmp_path)
+    config["release"]["tokenizer"] = "smollm2"  # a packaged name is a plain word: inside
+    assert parse_config(config, "config", tmp_path, workspace=tmp_path).release.tokenizer == "smollm2"
