@@ -19,6 +19,7 @@ from huggingface_hub import DatasetCardData
 from corpusmill import __version__
 from corpusmill.config import BuildConfig
 from corpusmill.reports import SplitSummary, StepReport, markdown_table
+from corpusmill.schema import parquet_class_labels
 from corpusmill.tokens import TokenReport
 
 MAX_LABELS_PLOTTED = 40
@@ -38,6 +39,22 @@ def feature_yaml(arrow_type: pa.DataType) -> dict[str, Any]:
     if pa.types.is_struct(arrow_type):
         return {"struct": [{"name": f.name, **feature_yaml(f.type)} for f in arrow_type]}
     raise TypeError(f"no card type for {arrow_type}")
+
+
+def _features(schema: pa.Schema) -> list[dict[str, Any]]:
+    """Every column's card type; a label column of ``ClassLabel`` indices as ``class_label`` with
+    its names (what ``datasets`` writes for one), so ``features["label"].names`` works."""
+    names = parquet_class_labels(schema).get("label")
+    features = []
+    for field in schema:
+        if field.name == "label" and names:
+            class_label = {"class_label": {"names": {str(index): name for index, name in enumerate(names)}}}
+            features.append(
+                {"name": "label", **({"list": class_label} if pa.types.is_list(field.type) else {"dtype": class_label})}
+            )
+        else:
+            features.append({"name": field.name, **feature_yaml(field.type)})
+    return features
 
 
 def size_category(total: int) -> str:
@@ -77,7 +94,7 @@ def front_matter(
             *others,
         ],
         dataset_info={
-            "features": [{"name": field.name, **feature_yaml(field.type)} for field in schema],
+            "features": _features(schema),
             "splits": [
                 {"name": name, "num_bytes": summary.nbytes, "num_examples": summary.records}
                 for name, summary in summaries.items()

@@ -82,7 +82,8 @@ def write_release(
         ordered.setdefault(name, SplitSummary(name))
     if not summaries:
         raise ReleaseError(f"{release_dir}: no records left to release (every input record was rejected)")
-    schema = arrow_schema(multi_label)
+    label_names = sorted(set().union(*(summary.labels for summary in ordered.values())))
+    schema = arrow_schema(multi_label, label_names)
     tokens = None
     if config.release.tokenizer:  # before anything is written: a tokenizer that fails to load leaves nothing
         tokens = count_tokens(read_records(records_path), config.release.tokenizer, config.release.max_tokens, order)
@@ -90,7 +91,7 @@ def write_release(
     release_dir.parent.mkdir(parents=True, exist_ok=True)
     with atomic_directory(release_dir) as tmp:
         shape_configs = _ShapeConfigs(tmp, schema) if _holds_both_shapes(ordered) else None
-        _write_data(records_path, ordered, schema, multi_label, config.release.max_rows_per_shard, tmp, shape_configs)
+        _write_data(records_path, ordered, schema, label_names, config.release.max_rows_per_shard, tmp, shape_configs)
         shapes = shape_configs.files(list(ordered)) if shape_configs else {}
         reject_counts = _copy_rejects(segments, work_dir, tmp)
         exports = _write_exports(records_path, config.release.exports, list(ordered), tmp)
@@ -121,6 +122,7 @@ def write_release(
             "config_sha256": sha256_json(config.as_dict()),
             "inputs": inputs,
             "multi_label": multi_label,
+            "label_names": label_names,
             "splits": {
                 name: {
                     "records": summary.records,
@@ -156,13 +158,16 @@ def _write_data(
     records_path: Path,
     summaries: dict[str, SplitSummary],
     schema: pa.Schema,
-    multi_label: bool,
+    label_names: list[str],
     max_rows: int,
     out: Path,
     shape_configs: _ShapeConfigs | None = None,
 ) -> None:
     """Stream the records into per-split parquet shards and JSONL mirrors (and, for a release of
-    both shapes, the ``text``/``chat`` configs' files), each record made a row once."""
+    both shapes, the ``text``/``chat`` configs' files), each record made a row once, its labels
+    as their indices in ``label_names``."""
+    multi_label = pa.types.is_list(schema.field("label").type)
+    label_ids = {name: index for index, name in enumerate(label_names)} if label_names else None
     (out / "data").mkdir()
     (out / "jsonl").mkdir()
     shard_counts = {name: max(1, -(-summary.records // max_rows)) for name, summary in summaries.items()}
@@ -177,7 +182,7 @@ def _write_data(
         for record in read_records(records_path):
             if multi_label and isinstance(record.label, str):
                 record.label = [record.label]
-            row = to_row(record)
+            row = to_row(record, label_ids)
             writers[record.split].add(record, row)  # type: ignore[index]
             if shape_configs is not None:
                 shape_configs.add(record, row)
@@ -296,7 +301,7 @@ class _ShapeConfigs:
 
     def __init__(self, out: Path, schema: pa.Schema) -> None:
         self.out = out
-        self.schemas = {"text": pa.schema([f for f in schema if f.name != "messages"])}
+        self.schemas = {"text": pa.schema([f for f in schema if f.name != "messages"], metadata=schema.metadata)}
         self.schemas["chat"] = pa.schema([schema.field("messages")])
         self.writers: dict[tuple[str, str], _BatchedParquet] = {}
 
@@ -496,8 +501,10 @@ def _verify(release_dir: Path, manifest: dict[str, Any]) -> None:
         if sha256_file(path) != expected["sha256"]:
             raise ReleaseError(f"{path}: sha256 does not match the manifest")
 
+    label_names = manifest.get("label_names")  # releases before ClassLabel labels have none
+    label_ids = {name: index for index, name in enumerate(label_names)} if label_names else None
     for split, info in manifest["splits"].items():
-        _compare_mirrors(release_dir, split, info)
+        _compare_mirrors(release_dir, split, info, label_ids)
 
     accounting = manifest["accounting"]
     released = sum(info["records"] for info in manifest["splits"].values())
@@ -546,8 +553,9 @@ def _verify(release_dir: Path, manifest: dict[str, Any]) -> None:
             )
 
 
-def _compare_mirrors(release_dir: Path, split: str, info: dict[str, Any]) -> None:
-    """Re-read one split's parquet shards and JSONL mirror in step: same records, same count."""
+def _compare_mirrors(release_dir: Path, split: str, info: dict[str, Any], label_ids: dict[str, int] | None) -> None:
+    """Re-read one split's parquet shards and JSONL mirror in step: same records, same count
+    (the parquet labels being the names' indices)."""
     jsonl_path = _inside(release_dir, info["jsonl"])
     count = 0
     with jsonl_path.open(encoding="utf-8") as jsonl:
@@ -560,7 +568,11 @@ def _compare_mirrors(release_dir: Path, split: str, info: dict[str, Any]) -> Non
                     if not line:
                         raise ReleaseError(f"{jsonl_path}: ends after {count - 1} records; parquet has more")
                     try:
-                        mirrored = to_row(Record.from_json(line, f"{jsonl_path}:{count}"))
+                        mirrored = to_row(Record.from_json(line, f"{jsonl_path}:{count}"), label_ids)
+                    except KeyError as exc:
+                        raise ReleaseError(
+                            f"{jsonl_path}:{count}: label {exc.args[0]!r} is not in label_names"
+                        ) from None
                     except CorpusmillError as exc:
                         raise ReleaseError(str(exc)) from None
                     if mirrored != row:

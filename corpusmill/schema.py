@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -149,10 +150,18 @@ SOURCE_TYPE = pa.struct(
 )
 
 
-def arrow_schema(multi_label: bool) -> pa.Schema:
-    """The release's column types; ``label`` is a list column only for multi-label datasets."""
-    label_type = pa.list_(pa.string()) if multi_label else pa.string()
-    return pa.schema(
+def arrow_schema(multi_label: bool, label_names: Sequence[str] = ()) -> pa.Schema:
+    """The release's column types; ``label`` is a list column only for multi-label datasets.
+
+    With ``label_names`` (the labels of a classification release, in order) the label column holds
+    each label's index among them, and the schema's ``huggingface`` metadata declares it a
+    ``ClassLabel`` (``List(ClassLabel)`` for multi-label), as ``datasets`` writes it: then
+    ``load_dataset`` gives ``features["label"].names`` and trainers get ids, from the card's
+    configs and from any one parquet file alike."""
+    label_type: pa.DataType = pa.int64() if label_names else pa.string()
+    if multi_label:
+        label_type = pa.list_(label_type)
+    schema = pa.schema(
         [
             ("id", pa.string()),
             ("text", pa.string()),
@@ -166,6 +175,40 @@ def arrow_schema(multi_label: bool) -> pa.Schema:
             ("augmentation", pa.string()),
         ]
     )
+    if not label_names:
+        return schema
+    feature: dict[str, Any] = {"names": list(label_names), "_type": "ClassLabel"}
+    if multi_label:
+        feature = {"feature": feature, "_type": "List"}
+    # datasets takes a column's feature from this metadata when its arrow type matches, and
+    # infers the others (``Features.from_arrow_schema``), so naming the label column alone is enough
+    return schema.with_metadata({"huggingface": json.dumps({"info": {"features": {"label": feature}}})})
+
+
+def class_labels(features: Any) -> dict[str, list[str]]:
+    """The columns a ``datasets`` features dict (``Features.to_dict()``, the form parquet
+    metadata holds) declares ``ClassLabel`` — or a list of them — each with its label names."""
+    found = {}
+    for column, feature in features.items() if isinstance(features, dict) else ():
+        inner = feature.get("feature") if isinstance(feature, dict) and feature.get("_type") in LIST_TYPES else feature
+        if isinstance(inner, dict) and inner.get("_type") == "ClassLabel" and isinstance(inner.get("names"), list):
+            found[column] = [str(name) for name in inner["names"]]
+    return found
+
+
+LIST_TYPES = ("List", "Sequence", "LargeList")
+"""How ``datasets`` versions name a list feature in its dict form."""
+
+
+def parquet_class_labels(schema: pa.Schema) -> dict[str, list[str]]:
+    """:func:`class_labels` of a parquet file written by ``datasets`` (or a corpusmill release):
+    from its schema's ``huggingface`` metadata; none when it has none or it is not JSON."""
+    metadata = (schema.metadata or {}).get(b"huggingface")
+    try:
+        info = json.loads(metadata)["info"] if metadata else {}
+    except (ValueError, KeyError, TypeError):
+        return {}
+    return class_labels(info.get("features") if isinstance(info, dict) else None)
 
 
 def _json_or_none(value: Any) -> str | None:
@@ -174,16 +217,20 @@ def _json_or_none(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
-def to_row(record: Record) -> dict[str, Any]:
-    """The record as one parquet row (see :func:`arrow_schema`)."""
+def to_row(record: Record, label_ids: dict[str, int] | None = None) -> dict[str, Any]:
+    """The record as one parquet row (see :func:`arrow_schema`); with ``label_ids`` (each label's
+    index among the release's ``label_names``) its label as their indices."""
     data = record.to_dict()
+    if label_ids is not None and data["label"] is not None:
+        label = data["label"]
+        data["label"] = [label_ids[name] for name in label] if isinstance(label, list) else label_ids[label]
     data["meta"] = _json_or_none(data["meta"])
     data["augmentation"] = _json_or_none(data["augmentation"])
     return data
 
 
 def from_row(row: dict[str, Any]) -> Record:
-    """Inverse of :func:`to_row`."""
+    """Inverse of :func:`to_row` (for a row whose labels are names again: see the parquet reader)."""
     data = dict(row)
     data["meta"] = json.loads(data["meta"]) if data.get("meta") else {}
     data["augmentation"] = json.loads(data["augmentation"]) if data.get("augmentation") else None

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from corpusmill.cli import app
@@ -95,7 +96,16 @@ def test_verify_accepts_the_release_and_datasets_loads_it(banking_release):
     loaded = datasets.load_dataset(str(banking_release))
     assert {name: len(loaded[name]) for name in loaded} == {n: i["records"] for n, i in manifest["splits"].items()}
     row = loaded["train"][0]
-    assert row["label"] in json.loads((Path(__file__).parents[2] / "shared/data/banking77/categories.json").read_text())
+    categories = json.loads((Path(__file__).parents[2] / "shared/data/banking77/categories.json").read_text())
+    label = loaded["train"].features["label"]  # a ClassLabel: names in order, rows hold ids
+    assert label.names == manifest["label_names"] == sorted(categories)
+    card = (banking_release / "README.md").read_text()
+    front = yaml.safe_load(card[4 : card.index("\n---\n", 4)])
+    card_features = datasets.Features._from_yaml_list(front["dataset_info"]["features"])
+    assert card_features["label"] == label  # the card declares the ClassLabel too (the Hub reads it there)
+    assert isinstance(row["label"], int) and label.int2str(row["label"]) in categories
+    first = json.loads((banking_release / "jsonl" / "train.jsonl").open().readline())
+    assert label.int2str(row["label"]) == first["label"] and row["id"] == first["id"]
     assert row["source"]["dataset"] == "banking77"
     assert json.loads(row["meta"])["length"]["words"] >= 3
 
@@ -210,11 +220,17 @@ def test_multi_label_and_chat_records_reach_the_release(tmp_path, make_config):
         ],
     )
     release = build(config).release_dir
-    verify_release(release)
+    names = verify_release(release)["label_names"]
+    assert names == ["card", "fees"]
     table = pq.read_table(release / "data" / "train-00000-of-00001.parquet")
-    labels = [label for label in table.column("label").to_pylist() if label]
-    assert ["card", "fees"] in labels and ["card"] in labels
+    labels = [label for label in table.column("label").to_pylist() if label]  # ids into the names
+    assert [0, 1] in labels and [0] in labels
     assert sum(1 for m in table.column("messages").to_pylist() if m) > 0
+    import datasets
+
+    loaded = datasets.load_dataset(str(release), split="train")
+    assert loaded.features["label"].feature.names == names  # List(ClassLabel)
+    assert [loaded.features["label"].feature.int2str(i) for i in labels[0]] in (["card", "fees"], ["card"])
 
 
 # --- bad input --------------------------------------------------------------------------------

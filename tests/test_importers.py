@@ -7,6 +7,7 @@ import io
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
@@ -147,7 +148,8 @@ def test_a_mixed_release_loads_as_a_chat_and_a_text_config_with_only_their_colum
         assert chat.to_list() == [{"messages": r["messages"]} for r in records if r["messages"]]
         text = datasets.load_dataset(str(release), "text", split=split)
         assert "messages" not in text.column_names and {"id", "text", "label"} <= set(text.column_names)
-        assert [(r["id"], r["text"], r["label"]) for r in text.to_list()] == [
+        names = text.features["label"].names  # the text config's labels are ClassLabel ids too
+        assert [(r["id"], r["text"], names[r["label"]]) for r in text.to_list()] == [
             (r["id"], r["text"], r["label"]) for r in records if r["text"]
         ]
     assert verify_release(release)["configs"]["chat"]["train"]["records"] > 0
@@ -330,6 +332,40 @@ def test_parquet_missing_column_and_hub_id_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(InputError, match="PolyAI/banking77: not on disk and the Hugging Face hub is offline"):
         list(ImportSource(dataset="b", path=Path("PolyAI/banking77"), uri="PolyAI/banking77").run())
+
+
+def test_class_label_ids_of_a_datasets_parquet_and_saved_dataset_import_as_their_names(tmp_path):
+    """Banking77 as ``datasets`` stores it: labels are ``ClassLabel`` ids; they import as names,
+    ``-1`` (no label) as none, and an id outside the names is a reject that names the row."""
+    import datasets
+
+    features = datasets.Features(
+        {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["card_arrival", "refund"])}
+    )
+    rows = {"text": ["where is my card", "I want my money back", "hello", "odd"], "label": [0, 1, -1, 0]}
+    data = datasets.Dataset.from_dict(rows, features=features)
+    data.to_parquet(str(tmp_path / "b.parquet"))
+    data.save_to_disk(str(tmp_path / "saved"))
+    for path in (tmp_path / "b.parquet", tmp_path / "saved"):
+        records = read(path, text="text", label="label")
+        assert [(r.text, r.label) for r in records] == [
+            ("where is my card", "card_arrival"),
+            ("I want my money back", "refund"),
+            ("hello", None),
+            ("odd", "card_arrival"),
+        ], path
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(tmp_path / "b.parquet")
+    table = table.set_column(1, "label", pa.array([0, 1, 7, 0], pa.int64()))
+    pq.write_table(table, tmp_path / "bad.parquet")
+    reader = ImportSource(dataset="t", path=tmp_path / "bad.parquet", text="text", label="label", on_error="skip")
+    assert [r.text for r in reader.run()] == ["where is my card", "I want my money back", "odd"]
+    assert reader.stats.dropped == {"bad_class_label": 1}
+    with pytest.raises(
+        InputError, match=r"bad\.parquet:row 3: column 'label': class index 7 is not one of its 2 labels"
+    ):
+        read(tmp_path / "bad.parquet", text="text", label="label")
 
 
 def test_cli_import_skip_counts_rejects_and_raise_stops_cleanly(tmp_path):

@@ -45,8 +45,27 @@ def model_config(path: str, dropout: float | None, **overrides: Any):  # type: i
     return config
 
 
+def label_names(dataset: Any) -> list[str] | None:
+    """The names of a release's ``ClassLabel`` label column (``List(ClassLabel)`` for
+    multi-label), in the release's order; none for a release whose labels are strings."""
+    feature = dataset.features.get("label")
+    feature = getattr(feature, "feature", feature)  # the ClassLabel inside a list
+    names = getattr(feature, "names", None)
+    return list(names) if names is not None else None
+
+
 def _rows(dataset: Any) -> list[dict[str, Any]]:
-    return [dict(row) for row in dataset]
+    """The split's rows, with ``ClassLabel`` indices as their names."""
+    rows = [dict(row) for row in dataset]
+    names = label_names(dataset)
+    if names is not None:
+        for row in rows:
+            label = row.get("label")
+            if isinstance(label, list):
+                row["label"] = [names[i] for i in label]
+            elif label is not None:
+                row["label"] = names[label]
+    return rows
 
 
 class ClassificationTask:
@@ -66,7 +85,8 @@ class ClassificationTask:
         for rs in rows.values():
             for r in rs:
                 labels.update(r["label"] if self.multi_label else [r["label"]])
-        self.labels = sorted(labels)
+        declared = next((names for ds in splits.values() if (names := label_names(ds))), None)
+        self.labels = declared or sorted(labels)  # the release's ids, when it declares them
         self.index = {label: i for i, label in enumerate(self.labels)}
         self.rows = rows
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from corpusmill.errors import InputError
 from corpusmill.registry import register
-from corpusmill.schema import Record, arrow_schema, from_row
+from corpusmill.schema import Record, arrow_schema, class_labels, from_row, parquet_class_labels
 from crawlers.importers.base import BadRow, RowReader
 
 BATCH_ROWS = 4096
@@ -45,6 +45,27 @@ class ColumnarReader(RowReader):
         return record.model_copy(update={"source": record.source.model_copy(update={"dataset": self.dataset})})
 
 
+class _ClassLabelNames:
+    """Turns a row's ``ClassLabel`` indices (as ``datasets`` stores labels, and corpusmill's own
+    releases too) back into their names, so a label imports as ``"card_arrival"``, not ``11``;
+    ``-1``, the ``datasets`` mark for no label, becomes none."""
+
+    def __init__(self, names: dict[str, list[str]], columns: list[str]) -> None:
+        self.names = {column: labels for column, labels in names.items() if column in columns}
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any] | BadRow:
+        for column, labels in self.names.items():
+            value = row.get(column)
+            indices = value if isinstance(value, list) else [value]
+            wrong = [i for i in indices if i is not None and (not isinstance(i, int) or not -1 <= i < len(labels))]
+            if wrong:
+                message = f"column {column!r}: class index {wrong[0]!r} is not one of its {len(labels)} labels"
+                return BadRow("bad_class_label", message, repr(row)[:2000])
+            names = [labels[i] if i is not None and i >= 0 else None for i in indices]
+            row[column] = names if isinstance(value, list) else names[0]
+        return row
+
+
 @register("parquet")
 class ParquetReader(ColumnarReader):
     """Parquet rows as records, read in row-group batches."""
@@ -60,6 +81,7 @@ class ParquetReader(ColumnarReader):
         except (pa.ArrowInvalid, OSError) as exc:
             raise InputError(str(self.path), f"not a parquet file: {exc}") from None
         columns = self._choose_mode(parquet.schema_arrow.names)
+        named = _ClassLabelNames(parquet_class_labels(parquet.schema_arrow), columns)
         number = 0
         batches = parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns)
         while True:
@@ -71,7 +93,7 @@ class ParquetReader(ColumnarReader):
                 return
             for row in batch.to_pylist():
                 number += 1
-                yield f"{self.path}:row {number}", row
+                yield f"{self.path}:row {number}", named(row)
 
 
 @register("hf")
@@ -82,8 +104,9 @@ class HfDatasetReader(ColumnarReader):
     def rows(self) -> Iterator[tuple[str, dict[str, Any] | BadRow]]:
         for split, dataset in self._splits():
             columns = self._choose_mode(dataset.column_names)
+            named = _ClassLabelNames(class_labels(dataset.features.to_dict()), columns)
             for number, row in enumerate(dataset.select_columns(columns).iter(batch_size=1), start=1):
-                yield f"{self.path}[{split}]:row {number}", {key: value[0] for key, value in row.items()}
+                yield f"{self.path}[{split}]:row {number}", named({key: value[0] for key, value in row.items()})
 
     def _splits(self) -> list[tuple[str, Any]]:
         import datasets
