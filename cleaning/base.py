@@ -39,7 +39,7 @@ class TextMapper(Mapper):
             m.model_copy(update={"content": self.clean_text(m.content, record)}) if m.role in roles else m
             for m in record.messages or []
         ]
-        emptied = [m.role for m in messages if m.role in REQUIRED_ROLES and not m.content.strip()]
+        emptied = [m.role for m in messages if m.role in REQUIRED_ROLES and not (m.content.strip() or m.tool_calls)]
         if emptied:
             raise DropRecord(f"empty_{emptied[0]}_turn_after_{self.name}")
         return record.model_copy(update={"messages": messages})

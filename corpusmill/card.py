@@ -31,6 +31,8 @@ def feature_yaml(arrow_type: pa.DataType) -> dict[str, Any]:
     """One column's type in the card's ``dataset_info.features`` form (what ``datasets`` reads)."""
     if pa.types.is_string(arrow_type):
         return {"dtype": "string"}
+    if pa.types.is_integer(arrow_type) or pa.types.is_boolean(arrow_type):
+        return {"dtype": str(arrow_type)}  # "int64", "bool": the names datasets uses
     if pa.types.is_list(arrow_type):
         inner = arrow_type.value_type
         if pa.types.is_struct(inner):

@@ -84,8 +84,8 @@ InputFormatOption = Annotated[
     str,
     typer.Option(
         "--format",
-        help="Input format: csv, tsv, jsonl, json, parquet, hf, openai, sharegpt, alpaca, warc, dir, records "
-        "[default: detected].",
+        help="Input format: csv, tsv, jsonl, json, parquet, hf, openai, sharegpt, alpaca, prompt-completion, "
+        "warc, dir, records [default: detected].",
     ),
 ]
 ReadOption = Annotated[

@@ -92,7 +92,7 @@ class ReleaseSpec(BaseModel):
     language: list[str] = ["en"]
     task_categories: list[str] = []
     max_rows_per_shard: int = Field(default=100_000, gt=0)
-    exports: list[Literal["openai", "sharegpt", "alpaca"]] = []
+    exports: list[Literal["openai", "sharegpt", "alpaca", "prompt-completion", "messages"]] = []
     """Also write chat records as fine-tuning files: ``exports/<format>/<split>.jsonl``."""
     tokenizer: PathOrName | None = None
     """Count every record's tokens with the tokenizer that will train on it (``smollm2``,

@@ -37,7 +37,7 @@ from corpusmill.config import BuildConfig
 from corpusmill.errors import CorpusmillError, ReleaseError
 from corpusmill.io import atomic_directory, count_lines, read_records, sha256_file, sha256_json, write_json
 from corpusmill.reports import SegmentResult, SplitSummary, StepReport
-from corpusmill.schema import Record, arrow_schema, to_row
+from corpusmill.schema import FULL_MESSAGE_TYPE, Record, arrow_schema, to_row
 from corpusmill.tokens import count_tokens
 
 ROW_GROUP_SIZE = 10_000
@@ -70,12 +70,13 @@ def write_release(
     release_dir = config.release_dir
     steps = [step for segment in segments for step in segment.steps]
     summaries: dict[str, SplitSummary] = {}
-    multi_label = False
+    multi_label = full_messages = False
     for record in read_records(records_path):
         if record.split is None:
             raise ReleaseError(f"{records_path}: record {record.id} has no split")
         summaries.setdefault(record.split, SplitSummary(record.split)).add(record)
         multi_label = multi_label or isinstance(record.label, list)
+        full_messages = full_messages or any(message.has_extras for message in record.messages or ())
     order = split_order(config.split_names, set(summaries))
     ordered = {name: summaries[name] for name in order}
     for name in config.split_names:
@@ -83,7 +84,7 @@ def write_release(
     if not summaries:
         raise ReleaseError(f"{release_dir}: no records left to release (every input record was rejected)")
     label_names = sorted(set().union(*(summary.labels for summary in ordered.values())))
-    schema = arrow_schema(multi_label, label_names)
+    schema = arrow_schema(multi_label, label_names, full_messages)
     tokens = None
     if config.release.tokenizer:  # before anything is written: a tokenizer that fails to load leaves nothing
         tokens = count_tokens(read_records(records_path), config.release.tokenizer, config.release.max_tokens, order)
@@ -167,6 +168,7 @@ def _write_data(
     both shapes, the ``text``/``chat`` configs' files), each record made a row once, its labels
     as their indices in ``label_names``."""
     multi_label = pa.types.is_list(schema.field("label").type)
+    full_messages = _has_full_messages(schema)
     label_ids = {name: index for index, name in enumerate(label_names)} if label_names else None
     (out / "data").mkdir()
     (out / "jsonl").mkdir()
@@ -182,7 +184,7 @@ def _write_data(
         for record in read_records(records_path):
             if multi_label and isinstance(record.label, str):
                 record.label = [record.label]
-            row = to_row(record, label_ids)
+            row = to_row(record, label_ids, full_messages)
             writers[record.split].add(record, row)  # type: ignore[index]
             if shape_configs is not None:
                 shape_configs.add(record, row)
@@ -191,6 +193,11 @@ def _write_data(
             writer.close()
         if shape_configs is not None:
             shape_configs.close()
+
+
+def _has_full_messages(schema: pa.Schema) -> bool:
+    """Whether a release's messages carry every field (see ``FULL_MESSAGE_TYPE``)."""
+    return schema.field("messages").type.value_type.get_field_index("tool_calls") >= 0
 
 
 class _SplitWriter:
@@ -237,14 +244,16 @@ class _SplitWriter:
 EXPORT_SCHEMAS = {
     "openai": pa.schema(
         [
-            pa.field(
-                "messages",
-                pa.list_(pa.struct([("role", pa.string()), ("content", pa.string()), ("weight", pa.int64())])),
-            )
+            ("messages", pa.list_(FULL_MESSAGE_TYPE)),
+            ("tools", pa.string()),
+            ("parallel_tool_calls", pa.bool_()),
         ]
     ),
     "sharegpt": pa.schema(
-        [pa.field("conversations", pa.list_(pa.struct([("from", pa.string()), ("value", pa.string())])))]
+        [
+            pa.field("conversations", pa.list_(pa.struct([("from", pa.string()), ("value", pa.string())]))),
+            ("tools", pa.string()),
+        ]
     ),
     "alpaca": pa.schema(
         [
@@ -255,10 +264,20 @@ EXPORT_SCHEMAS = {
             ("history", pa.list_(pa.list_(pa.string()))),
         ]
     ),
+    "prompt-completion": pa.schema(
+        [
+            ("prompt", pa.list_(FULL_MESSAGE_TYPE)),
+            ("completion", pa.list_(FULL_MESSAGE_TYPE)),
+            ("tools", pa.string()),
+        ]
+    ),
+    "messages": pa.schema([("messages", pa.list_(FULL_MESSAGE_TYPE)), ("tools", pa.string())]),
 }
 """Each export's rows as parquet columns (a key a row lacks is null there), so that every export
 is a ``datasets`` config: ``datasets`` picks one builder for all of a card's configs from the
-default config's files, which are parquet, so the JSONL files alone could not be configs."""
+default config's files, which are parquet, so the JSONL files alone could not be configs.
+``tools`` (each function's JSON schema, whose keys differ from tool to tool) is a JSON string
+there, as LLaMA-Factory's ShareGPT files hold it."""
 
 EXPORT_BATCH = 10_000
 """Export rows turned into a parquet row group at once."""
@@ -366,6 +385,8 @@ def _write_exports(records_path: Path, formats: list[str], splits: list[str], ou
                     continue
                 handles[record.split].write(json.dumps(row, ensure_ascii=False) + "\n")  # type: ignore[index]
                 entry["written"] += 1
+                if isinstance(row.get("tools"), list):
+                    row = {**row, "tools": json.dumps(row["tools"], ensure_ascii=False)}
                 tables[record.split].add(row)  # type: ignore[index]
         finally:
             for handle in handles.values():
@@ -561,6 +582,7 @@ def _compare_mirrors(release_dir: Path, split: str, info: dict[str, Any], label_
     with jsonl_path.open(encoding="utf-8") as jsonl:
         for file in info["files"]:
             shard = pq.ParquetFile(_inside(release_dir, file), pre_buffer=False)  # a row group at a time
+            full_messages = _has_full_messages(shard.schema_arrow)
             for batch in shard.iter_batches(batch_size=ROW_GROUP_SIZE):
                 for row in batch.to_pylist():
                     count += 1
@@ -568,7 +590,7 @@ def _compare_mirrors(release_dir: Path, split: str, info: dict[str, Any], label_
                     if not line:
                         raise ReleaseError(f"{jsonl_path}: ends after {count - 1} records; parquet has more")
                     try:
-                        mirrored = to_row(Record.from_json(line, f"{jsonl_path}:{count}"), label_ids)
+                        mirrored = to_row(Record.from_json(line, f"{jsonl_path}:{count}"), label_ids, full_messages)
                     except KeyError as exc:
                         raise ReleaseError(
                             f"{jsonl_path}:{count}: label {exc.args[0]!r} is not in label_names"

@@ -26,11 +26,60 @@ pa.set_memory_pool(pa.system_memory_pool())
 Role = Literal["system", "user", "assistant", "tool"]
 
 
+def _unset(value: Any) -> bool:
+    return value is None
+
+
+class ToolFunction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    arguments: str
+    """The call's arguments as a JSON string, as OpenAI writes them."""
+
+
+class ToolCall(BaseModel):
+    """One function call an assistant turn makes (OpenAI's ``tool_calls`` item)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1)
+    type: Literal["function"] = "function"
+    function: ToolFunction
+
+
 class Message(BaseModel):
+    """One chat turn. Beside ``role`` and ``content``, what tool-using chats say: an assistant's
+    ``tool_calls`` (its ``content`` may then be empty), a tool turn's ``tool_call_id`` (the call it
+    answers), a speaker's ``name`` and OpenAI's per-turn ``weight``. Those are left out of the
+    record's JSON when unset, so a plain chat is ``{"content", "role"}`` as before."""
+
     model_config = ConfigDict(extra="forbid")
 
     role: Role
     content: str
+    name: str | None = Field(default=None, exclude_if=_unset)
+    tool_calls: list[ToolCall] | None = Field(default=None, exclude_if=_unset)
+    tool_call_id: str | None = Field(default=None, exclude_if=_unset)
+    weight: Literal[0, 1] | None = Field(default=None, exclude_if=_unset)
+
+    @model_validator(mode="after")
+    def _tool_fields_fit_the_role(self) -> Message:
+        if self.tool_calls is not None and (self.role != "assistant" or not self.tool_calls):
+            raise ValueError("tool_calls must be a non-empty list on an assistant message")
+        if self.tool_call_id is not None and self.role != "tool":
+            raise ValueError("tool_call_id is only allowed on tool messages")
+        if self.weight is not None and self.role != "assistant":
+            raise ValueError("weight is only allowed on assistant messages")
+        return self
+
+    @property
+    def has_extras(self) -> bool:
+        """Whether the turn sets any field beyond role and content."""
+        return any(getattr(self, key) is not None for key in MESSAGE_EXTRAS)
+
+
+MESSAGE_EXTRAS = ("name", "tool_calls", "tool_call_id", "weight")
 
 
 class Source(BaseModel):
@@ -145,13 +194,33 @@ def content_id(dataset: str, text: str | None, messages: list[dict[str, str]] | 
 # --- parquet columns -------------------------------------------------------------------------
 
 MESSAGE_TYPE = pa.struct([("role", pa.string()), ("content", pa.string())])
+TOOL_CALL_TYPE = pa.struct(
+    [
+        ("id", pa.string()),
+        ("type", pa.string()),
+        ("function", pa.struct([("name", pa.string()), ("arguments", pa.string())])),
+    ]
+)
+FULL_MESSAGE_TYPE = pa.struct(
+    [
+        ("role", pa.string()),
+        ("content", pa.string()),
+        ("name", pa.string()),
+        ("tool_calls", pa.list_(TOOL_CALL_TYPE)),
+        ("tool_call_id", pa.string()),
+        ("weight", pa.int64()),
+    ]
+)
+"""A turn with every field, for releases whose chats call tools (or name speakers, or weigh
+turns); other releases keep :data:`MESSAGE_TYPE`, so their rows have no columns of nulls."""
 SOURCE_TYPE = pa.struct(
     [("kind", pa.string()), ("uri", pa.string()), ("dataset", pa.string()), ("fetched_at", pa.string())]
 )
 
 
-def arrow_schema(multi_label: bool, label_names: Sequence[str] = ()) -> pa.Schema:
-    """The release's column types; ``label`` is a list column only for multi-label datasets.
+def arrow_schema(multi_label: bool, label_names: Sequence[str] = (), full_messages: bool = False) -> pa.Schema:
+    """The release's column types; ``label`` is a list column only for multi-label datasets, and
+    messages have all of :data:`FULL_MESSAGE_TYPE`'s fields only with ``full_messages``.
 
     With ``label_names`` (the labels of a classification release, in order) the label column holds
     each label's index among them, and the schema's ``huggingface`` metadata declares it a
@@ -165,7 +234,7 @@ def arrow_schema(multi_label: bool, label_names: Sequence[str] = ()) -> pa.Schem
         [
             ("id", pa.string()),
             ("text", pa.string()),
-            ("messages", pa.list_(MESSAGE_TYPE)),
+            ("messages", pa.list_(FULL_MESSAGE_TYPE if full_messages else MESSAGE_TYPE)),
             ("label", label_type),
             ("group", pa.string()),
             ("split", pa.string()),
@@ -217,10 +286,13 @@ def _json_or_none(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
-def to_row(record: Record, label_ids: dict[str, int] | None = None) -> dict[str, Any]:
+def to_row(record: Record, label_ids: dict[str, int] | None = None, full_messages: bool = False) -> dict[str, Any]:
     """The record as one parquet row (see :func:`arrow_schema`); with ``label_ids`` (each label's
-    index among the release's ``label_names``) its label as their indices."""
+    index among the release's ``label_names``) its label as their indices, and with
+    ``full_messages`` every message with all its fields (unset ones null, as parquet reads back)."""
     data = record.to_dict()
+    if full_messages and data["messages"]:
+        data["messages"] = [dict.fromkeys(FULL_MESSAGE_TYPE.names) | message for message in data["messages"]]
     if label_ids is not None and data["label"] is not None:
         label = data["label"]
         data["label"] = [label_ids[name] for name in label] if isinstance(label, list) else label_ids[label]
@@ -232,6 +304,8 @@ def to_row(record: Record, label_ids: dict[str, int] | None = None) -> dict[str,
 def from_row(row: dict[str, Any]) -> Record:
     """Inverse of :func:`to_row` (for a row whose labels are names again: see the parquet reader)."""
     data = dict(row)
+    if data.get("messages"):
+        data["messages"] = [{k: v for k, v in m.items() if v is not None} for m in data["messages"]]
     data["meta"] = json.loads(data["meta"]) if data.get("meta") else {}
     data["augmentation"] = json.loads(data["augmentation"]) if data.get("augmentation") else None
     return Record.model_validate(data)

@@ -125,7 +125,8 @@ def _count_batch(tokenizer: Any, records: list[Record], report: TokenReport) -> 
         else:
             turns = [message.model_dump() for message in record.messages]
             try:
-                count = _chat_tokens(tokenizer, turns, report.chat_template)
+                tools = record.meta.get("tools")  # a chat format's tools (a meta column of that name may be anything)
+                count = _chat_tokens(tokenizer, turns, tools if isinstance(tools, list) else None, report.chat_template)
             except TemplateError as exc:  # a template that insists on alternation, say: a trainer would fail too
                 raise ReleaseError(
                     f"{record.id}: the chat template of {report.tokenizer} refuses this chat ({exc})"
@@ -138,9 +139,11 @@ def _count_batch(tokenizer: Any, records: list[Record], report: TokenReport) -> 
                 report.over_limit_ids.append(record.id)
 
 
-def _chat_tokens(tokenizer: Any, turns: list[dict[str, str]], templated: bool) -> int:
+def _chat_tokens(tokenizer: Any, turns: list[dict[str, Any]], tools: list[Any] | None, templated: bool) -> int:
+    """A chat's tokens as its trainer renders them: through the chat template, with the tools
+    the chat may call (a template that knows tools lists them in the prompt)."""
     if not templated:
         return len(tokenizer("\n".join(turn["content"] for turn in turns))["input_ids"])
-    rendered = tokenizer.apply_chat_template(turns, tokenize=True)
+    rendered = tokenizer.apply_chat_template(turns, tools=tools, tokenize=True)
     ids = rendered["input_ids"] if isinstance(rendered, dict) or hasattr(rendered, "keys") else rendered
     return len(ids)

@@ -824,11 +824,17 @@ def test_verify_rereads_records_and_refuses_paths_outside_the_release(release):
     mirror = release / "jsonl" / "test.jsonl"
     original = mirror.read_text()
     first = json.loads(original.splitlines()[0])
-    first["label"] = "refund" if first["label"] != "refund" else "card_arrival"
-    mirror.write_text(json.dumps(first, separators=(",", ":"), sort_keys=True) + "\n" + original.split("\n", 1)[1])
-    _rehash(release, "jsonl/test.jsonl")
-    _one_line_error(_verify(release), "differs from parquet row", "field 'label'")
+    names = json.loads(manifest_text)["label_names"]
+    for label, error in (
+        (next(n for n in names if n != first["label"]), "differs from parquet row"),
+        ("no_such_intent", ":1: label 'no_such_intent' is not in label_names"),
+    ):
+        first["label"] = label
+        mirror.write_text(json.dumps(first, separators=(",", ":"), sort_keys=True) + "\n" + original.split("\n", 1)[1])
+        _rehash(release, "jsonl/test.jsonl")
+        _one_line_error(_verify(release), error, *(("field 'label'",) if error.startswith("differs") else ()))
     mirror.write_text(original)
+    (release / "manifest.json").write_text(manifest_text)
 
     # a parquet shard that lost rows, rehashed
     shard = next((release / "data").glob("train-*.parquet"))

@@ -58,7 +58,36 @@ CHATS = [
             {"role": "assistant", "content": "It is held at the depot."},
         ]
     },
+    TOOL_CHAT := {
+        "messages": [
+            {"role": "system", "content": "You are Parcelly's assistant.", "name": "parcelly"},
+            {"role": "user", "content": "Where is parcel PX2?"},
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "track", "arguments": '{"parcel": "PX2"}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_1", "content": '{"status": "out for delivery"}'},
+            {"role": "assistant", "content": "It is out for delivery today.", "weight": 1},
+        ],
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": "track",
+                    "description": "Where a parcel is",
+                    "parameters": {"type": "object", "properties": {"parcel": {"type": "string"}}},
+                },
+            }
+        ],
+    },
 ]
+EXPORTS = ["openai", "sharegpt", "alpaca", "prompt-completion", "messages"]
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +109,7 @@ def release(shared_data, tmp_path_factory):
             {"type": "import", "path": "chats.jsonl", "dataset": "chats"},
         ],
         split={"ratios": {"train": 0.5, "validation": 0.25, "test": 0.25}},
-        release={"name": "rt", "version": "1", "exports": ["openai", "sharegpt", "alpaca"]},
+        release={"name": "rt", "version": "1", "exports": EXPORTS},
     )
     return LocalExecutor(load_config(config), workers=1).build().release_dir
 
@@ -104,33 +133,64 @@ def test_round_trip_through_parquet_jsonl_and_hf_datasets(release, tmp_path):
     assert sorted((r.text, r.label) for r in mapped) == sorted((r["text"], r["label"]) for r in original if r["text"])
 
 
-@pytest.mark.parametrize("fmt", ["openai", "sharegpt", "alpaca"])
+EXPRESSIBLE = {  # which of CHATS each export can say (ShareGPT: turns alternate; Alpaca: no tools)
+    "openai": [0, 1, 2, 3],
+    "sharegpt": [0, 1, 3],
+    "alpaca": [0, 1],
+    "prompt-completion": [0, 1, 2, 3],
+    "messages": [0, 1, 2, 3],
+}
+
+
+@pytest.mark.parametrize("fmt", EXPORTS)
 def test_round_trip_through_chat_exports(release, fmt):
     manifest = json.loads((release / "manifest.json").read_text())
     chats = [r for r in released(release, "train") if r["messages"]]
     export = release / "exports" / fmt / "train.jsonl"
-    assert detect_format(export) == fmt
+    assert detect_format(export) == ("openai" if fmt == "messages" else fmt)
     entry = manifest["exports"][fmt]["train"]
     imported = read(export)
-    expressible = [c for c in chats if fmt == "openai" or all(m["role"] != "tool" for m in c["messages"])]
+    shapes = [[m.get("content", "") for m in chat["messages"]] for chat in CHATS]
+    expressible = [c for c in chats if shapes.index([m["content"] for m in c["messages"]]) in EXPRESSIBLE[fmt]]
     assert entry["written"] == len(imported) == len(expressible)
-    assert [[m.model_dump() for m in r.messages] for r in imported] == [c["messages"] for c in expressible]
+    assert [_comparable([m.model_dump() for m in r.messages], fmt) for r in imported] == [
+        _comparable(c["messages"], fmt) for c in expressible
+    ]
+    assert [r.meta.get("tools") for r in imported] == [c["meta"].get("tools") for c in expressible]
     if fmt == "openai":
-        weights = [r.meta.get("weights") for r in imported]
-        assert [None, 1, None, 0] in weights
-    else:
-        assert entry["skipped"]["not_alternating"] == len(chats) - len(expressible) > 0
+        assert [None, 1, None, 0] in [[m.weight for m in r.messages] for r in imported]
+        rows = [json.loads(line) for line in export.open()]
+        assert TOOL_CHAT in rows  # tool calls, tool_call_id, name, weight and tools exactly as they came in
+    skipped = sum(entry["skipped"].values()) - entry["skipped"].get("not_chat", 0)
+    assert skipped == len(chats) - len(expressible) and (skipped > 0) == (len(EXPRESSIBLE[fmt]) < len(CHATS))
     assert entry["skipped"]["not_chat"] == sum(1 for r in released(release, "train") if r["text"])
 
 
-@pytest.mark.parametrize("fmt", ["openai", "sharegpt", "alpaca"])
+def _comparable(messages: list[dict], fmt: str) -> list[dict]:
+    """ShareGPT and Alpaca keep no speaker names or turn weights; ShareGPT gives tool calls no ids
+    (an import names them by turn)."""
+    if fmt not in ("sharegpt", "alpaca"):
+        return messages
+    out = []
+    for message in messages:
+        message = {k: v for k, v in message.items() if k not in ("tool_call_id", "name", "weight")}
+        if "tool_calls" in message:
+            message["tool_calls"] = [{k: v for k, v in call.items() if k != "id"} for call in message["tool_calls"]]
+        out.append(message)
+    return out
+
+
+@pytest.mark.parametrize("fmt", EXPORTS)
 def test_each_export_loads_as_a_config_of_its_own_beside_the_default(release, fmt):
     import datasets
 
     for split in ("train", "validation", "test"):
         exported = [json.loads(line) for line in (release / "exports" / fmt / f"{split}.jsonl").open()]
         loaded = datasets.load_dataset(str(release), fmt, split=split)
-        assert [_without_nulls(row) for row in loaded.to_list()] == exported and len(exported) > 0
+        rows = [_without_nulls(row) for row in loaded.to_list()]
+        if fmt != "sharegpt":  # in parquet the tools' schemas are a JSON string (ShareGPT's already are)
+            rows = [row | {"tools": json.loads(row["tools"])} if "tools" in row else row for row in rows]
+        assert rows == exported and len(exported) > 0
     default = datasets.load_dataset(str(release), split="train")
     assert set(default.column_names) >= {"id", "text", "messages", "label"}
     assert len(default) == len(released(release, "train"))
@@ -145,7 +205,8 @@ def test_a_mixed_release_loads_as_a_chat_and_a_text_config_with_only_their_colum
         records = released(release, split)
         chat = datasets.load_dataset(str(release), "chat", split=split)
         assert chat.column_names == ["messages"]
-        assert chat.to_list() == [{"messages": r["messages"]} for r in records if r["messages"]]
+        # a release whose chats call tools gives every turn every field (null where unset)
+        assert _without_nulls(chat.to_list()) == [{"messages": r["messages"]} for r in records if r["messages"]]
         text = datasets.load_dataset(str(release), "text", split=split)
         assert "messages" not in text.column_names and {"id", "text", "label"} <= set(text.column_names)
         names = text.features["label"].names  # the text config's labels are ClassLabel ids too

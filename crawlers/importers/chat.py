@@ -54,3 +54,10 @@ class AlpacaReader(ChatReader):
     """Alpaca instruction / input / output rows as chat records."""
 
     chat_format = "alpaca"
+
+
+@register("prompt-completion")
+class PromptCompletionReader(ChatReader):
+    """TRL's prompt/completion JSONL (two strings, or two lists of messages) as chat records."""
+
+    chat_format = "prompt-completion"

@@ -55,6 +55,8 @@ def sniff_jsonl(path: Path) -> str:
         return "sharegpt"
     if "instruction" in row and "output" in row:
         return "alpaca"
+    if "prompt" in row and "completion" in row:
+        return "prompt-completion"
     if {"id", "source"} <= set(row) and ("text" in row or "messages" in row):
         return "records"
     return "jsonl"
@@ -97,6 +99,8 @@ class ImportSource(Reader):
         chosen = self.params.format  # type: ignore[attr-defined]
         if chosen == "auto":
             chosen = "json" if "json_path" in params else detect_format(self.params.path)  # type: ignore[attr-defined]
+            if chosen == "prompt-completion" and "prompt" in params:  # the columns are mapped by name instead
+                chosen = "jsonl"
         self.format = chosen
         options = {key: value for key, value in params.items() if key != "format"}
         try:
