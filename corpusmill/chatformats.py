@@ -157,14 +157,12 @@ def _tool_meta(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _openai_row_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Messages as OpenAI writes them: an assistant message that only calls tools has no content."""
-    out = []
-    for message in messages:
-        message = {key: message[key] for key in MESSAGE_KEYS if message.get(key) is not None}
-        if message.get("tool_calls") and not message["content"]:
-            del message["content"]
-        out.append(message)
-    return out
+    """Messages as OpenAI writes them: an assistant message that only calls tools has no content.
+    (TRL's formats keep the empty content: chat templates such as SmolLM2's read every turn's.)"""
+    return [
+        {key: value for key, value in m.items() if key != "content"} if m.get("tool_calls") and not m["content"] else m
+        for m in messages
+    ]
 
 
 def to_openai(messages: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
@@ -378,15 +376,14 @@ def to_prompt_completion(messages: list[dict[str, Any]], meta: dict[str, Any]) -
         "no_assistant",
         "a prompt/completion row needs a prompt and a final assistant message",
     )
-    written = _openai_row_messages(messages)
-    row: dict[str, Any] = {"prompt": written[:-1], "completion": written[-1:]}
+    row: dict[str, Any] = {"prompt": messages[:-1], "completion": messages[-1:]}
     row.update({key: meta[key] for key in ("tools",) if key in meta})
     from_prompt_completion(row)
     return row
 
 
 def to_messages(messages: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
-    row: dict[str, Any] = {"messages": _openai_row_messages(messages)}
+    row: dict[str, Any] = {"messages": messages}
     row.update({key: meta[key] for key in ("tools",) if key in meta})
     return row
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +18,12 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# One datasets cache per test run (subprocess tests inherit it): with the shared one, a release of
+# this run loaded rows cached from an earlier run's release of the same name and config (the
+# cache key of local files is built from their mtimes, the folder's name and the config).
+_DATASETS_CACHE = tempfile.mkdtemp(prefix="corpusmill-tests-hf-datasets-")
+os.environ["HF_DATASETS_CACHE"] = _DATASETS_CACHE
+atexit.register(shutil.rmtree, _DATASETS_CACHE, ignore_errors=True)
 
 
 @pytest.hookimpl(hookwrapper=True)

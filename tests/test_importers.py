@@ -216,9 +216,12 @@ def test_a_mixed_release_loads_as_a_chat_and_a_text_config_with_only_their_colum
     assert verify_release(release)["configs"]["chat"]["train"]["records"] > 0
 
 
-def test_the_chat_config_trains_with_trl_sft_trainer_as_it_is(release, tmp_path):
+@pytest.mark.parametrize("config", ["chat", "prompt-completion"])
+def test_the_chat_config_trains_with_trl_sft_trainer_as_it_is(release, tmp_path, config):
     """One optimiser step of TRL's SFTTrainer on the release's chat config (the default config's
-    null ``messages`` of text rows would fail it), on the real SmolLM2-135M-Instruct."""
+    null ``messages`` of text rows would fail it) and on its prompt/completion export (TRL's
+    completion-only path, the tools' schemas as the JSON string TRL reads), on the real
+    SmolLM2-135M-Instruct."""
     import datasets
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
@@ -226,7 +229,7 @@ def test_the_chat_config_trains_with_trl_sft_trainer_as_it_is(release, tmp_path)
     from training.models import SMOLLM2, resolve_base_model
 
     checkpoint = resolve_base_model(SMOLLM2)
-    train = datasets.load_dataset(str(release), "chat", split="train")
+    train = datasets.load_dataset(str(release), config, split="train")
     arguments = SFTConfig(
         output_dir=str(tmp_path / "sft"),
         max_steps=1,
