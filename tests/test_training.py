@@ -12,7 +12,7 @@ import pytest
 from corpusmill.config import load_config
 from corpusmill.executor import LocalExecutor
 from training import ablate, train
-from training.config import Hyperparameters, Objective, SearchSpace, TrainConfig
+from training.config import Hyperparameters, Objective, SearchSpace, TaskSpec, TrainConfig
 from training.tasks import CausalLMTask
 
 INTENTS = [
@@ -50,7 +50,7 @@ def banking_release(shared_data, tmp_path_factory) -> Path:
     return LocalExecutor(load_config(config), workers=2).build().release_dir
 
 
-FAST = Hyperparameters(learning_rate=2e-4, epochs=2, batch_size=32, max_length=48, warmup_ratio=0.1, seed=1)
+FAST = Hyperparameters(learning_rate=4e-4, epochs=1, batch_size=32, max_length=40, warmup_ratio=0.1, seed=1)
 
 
 def test_minilm_learns_banking_intents(banking_release, tmp_path):
@@ -353,3 +353,118 @@ def test_a_hub_model_offline_fails_naming_it(banking_release, tmp_path, monkeypa
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelUnavailable, match="bert-base-uncased: not a local directory"):
         train(banking_release, "classification", "bert-base-uncased", tmp_path / "x", TrainConfig())
+
+
+@pytest.fixture(scope="module")
+def domain_release(tmp_path_factory) -> Path:
+    """A help centre's pages as plain text (the domain's documents) beside its chats."""
+    directory = tmp_path_factory.mktemp("domain")
+    things = ("card", "pin", "password", "account", "address", "parcel", "locker", "refund")
+    actions = ("reset", "change", "lock", "find", "renew", "update", "check", "view")
+    pages = [  # each labelled with what it is about: a classification task for generative multi-task runs
+        {
+            "text": f"To {a} your {b}, open the app and go to Settings. Then {a} the {b} and confirm.",
+            "about": "access" if b in ("card", "pin", "password", "account") else "delivery",
+        }
+        for a in actions
+        for b in things
+    ]
+    chats = [
+        {
+            "messages": [
+                {"role": "user", "content": f"How do I {a} my {b}?"},
+                {"role": "assistant", "content": f"Open the app and {a} the {b} in Settings."},
+            ]
+        }
+        for a in actions
+        for b in things
+    ]
+    (directory / "pages.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pages))
+    (directory / "chats.jsonl").write_text("".join(json.dumps(c) + "\n" for c in chats))
+    from conftest import write_config
+
+    config = write_config(
+        directory,
+        sources=[
+            {"type": "jsonl", "path": "pages.jsonl", "text": "text", "label": "about", "dataset": "pages"},
+            {"type": "jsonl", "path": "chats.jsonl", "messages": "messages", "dataset": "chats"},
+        ],
+        release={"name": "domain", "version": "1"},
+    )
+    return LocalExecutor(load_config(config), workers=1).build().release_dir
+
+
+def test_domain_text_pretraining_then_a_chat_run_from_it_with_the_comparison(domain_release, tiny_gpt2, tmp_path):
+    """Continued pre-training on the domain's plain text lowers perplexity on held-back domain
+    text; a chat run starts from it (the chain in its report) and ``ablate --init-from`` compares
+    base → chat with base → domain text → chat on the same test split."""
+    from training import ablate_init
+
+    hp = Hyperparameters(learning_rate=3e-3, epochs=6, batch_size=8, max_length=64, seed=1)
+    domain = train(
+        domain_release,
+        "causal-lm",
+        str(tiny_gpt2),
+        tmp_path / "domain",
+        TrainConfig(hyperparameters=hp, text_field="text", generation_samples=0),
+    )
+    assert domain["test"]["metrics"]["perplexity"] < domain["base"]["metrics"]["perplexity"] / 2  # held-back pages
+    chat_config = TrainConfig(
+        hyperparameters=hp.model_copy(update={"epochs": 2}), text_field="messages", generation_samples=2
+    )
+    chat = train(domain_release, "causal-lm", None, tmp_path / "chat", chat_config, init_from=tmp_path / "domain")
+    assert chat["base_model"] == str(tiny_gpt2) and chat["init_from"]["run"] == str(tmp_path / "domain")
+    assert chat["init_from"]["task"] == "causal-lm"
+    comparison = ablate_init(
+        domain_release, "causal-lm", None, tmp_path / "compare", chat_config, [1], tmp_path / "domain"
+    )
+    run = comparison["runs"][0]
+    assert {"perplexity", "chrf"} <= set(run["init"]) & set(run["base"])
+    assert run["init"]["perplexity"] != run["base"]["perplexity"]  # different starting weights, same test split
+    summary = comparison["summary"]["perplexity"]
+    assert summary["mean_difference"] == pytest.approx(run["init"]["perplexity"] - run["base"]["perplexity"], abs=1e-5)
+    assert "| perplexity |" in (tmp_path / "compare" / "ablation.md").read_text()
+
+
+def test_init_from_refuses_a_run_of_another_kind_or_model(banking_release, chat_release, tiny_gpt2, tmp_path):
+    from corpusmill.errors import InputError
+
+    quick = TrainConfig(hyperparameters=Hyperparameters(max_steps=1, batch_size=8, max_length=64), generation_samples=0)
+    train(chat_release, "causal-lm", str(tiny_gpt2), tmp_path / "lm", quick.model_copy(update={"compare_base": False}))
+    with pytest.raises(InputError, match="a causal-lm run cannot start a classification run"):
+        train(banking_release, "classification", None, tmp_path / "x", quick, init_from=tmp_path / "lm")
+    with pytest.raises(InputError, match=r"the run was trained from .*; --model 'smollm2' names another model"):
+        train(chat_release, "causal-lm", "smollm2", tmp_path / "y", quick, init_from=tmp_path / "lm")
+    with pytest.raises(InputError, match="not a finished corpusmill training run"):
+        train(chat_release, "causal-lm", None, tmp_path / "z", quick, init_from=tmp_path)
+
+
+def test_generative_multi_task_trains_classification_as_instructions_beside_chats_and_scores_both(
+    domain_release, tiny_gpt2, tmp_path
+):
+    from training.run import Experiment
+
+    config = TrainConfig(
+        hyperparameters=Hyperparameters(learning_rate=3e-3, epochs=2, batch_size=8, max_length=96, seed=1),
+        text_field="messages",
+        tasks={"topic": TaskSpec(column="label", weight=0.5, prompt="Topic ({labels})? {text}")},
+        generation_samples=2,
+    )
+    experiment = Experiment(domain_release, "causal-lm", str(tiny_gpt2), tmp_path / "x", config)
+    chats = [r for r in experiment.task.rows["train"] if r["messages"]]
+    assert len(chats) == len(experiment.task.rows["train"])  # the pages are not plain LM text here
+    labelled = experiment.task.instructions.examples("train", "topic")
+    instructions = experiment.task.instructions.training_chats(1)
+    assert len(instructions) == round(0.5 * len(labelled))  # sampling weight 0.5
+    prompt = instructions[0]["messages"][0]["content"]
+    assert prompt.startswith("Topic (access, delivery)? To ")
+    assert instructions[0]["messages"][1]["content"] in experiment.task.instructions.labels["topic"]
+    assert len(experiment.task.dataset("train")) == len(chats) + len(instructions)
+    assert len(experiment.task.dataset("validation")) == sum(1 for r in experiment.task.rows["validation"])
+
+    report = train(domain_release, "causal-lm", str(tiny_gpt2), tmp_path / "run", config)
+    for scored in (report["test"]["metrics"], report["base"]["metrics"]):
+        assert 0 <= scored["topic_accuracy"] <= 1 and 0 <= scored["topic_macro_f1"] <= 1
+        assert {"perplexity", "chrf"} <= set(scored)  # the chats' own metrics beside the task's
+    answers = report["test"]["task_answers"]["topic"]
+    assert answers and {"answer", "expected"} <= set(answers[0])

@@ -11,12 +11,25 @@ import typer
 from corpusmill.console import fail, say, usage_error
 from corpusmill.errors import CorpusmillError
 
-TaskOption = Annotated[str, typer.Option("--task", help="classification or causal-lm.")]
+TaskOption = Annotated[str, typer.Option("--task", help="classification, multi-task or causal-lm.")]
 ModelOption = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--model",
-        help="'minilm' (bundled encoder), 'smollm2' (bundled chat LLM), a local dir, a .gguf file or a cached hub id.",
+        help="'minilm' (bundled encoder), 'smollm2' (bundled chat LLM), a local dir, a .gguf file or a cached hub id "
+        "[default: minilm, or the --init-from run's base model].",
+    ),
+]
+InitFromOption = Annotated[
+    Path | None,
+    typer.Option("--init-from", help="Start from this earlier run's weights (a corpusmill train --out DIR)."),
+]
+TextOption = Annotated[
+    str | None,
+    typer.Option(
+        "--objective",
+        help="causal-lm: 'lm' (next-token loss on the plain-text records: domain-adaptive continued "
+        "pre-training), 'chat' (chat records, loss on assistant turns) or 'auto' (both) [default: the config's].",
     ),
 ]
 
@@ -24,23 +37,40 @@ TrainConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML: 
 
 
 def _task(task: str) -> str:
-    if task not in ("classification", "causal-lm"):
-        raise usage_error("--task must be classification or causal-lm")
+    if task not in ("classification", "multi-task", "causal-lm"):
+        raise usage_error("--task must be classification, multi-task or causal-lm")
     return task
+
+
+TEXT_FIELDS = {"lm": "text", "chat": "messages", "auto": "auto"}
+
+
+def _config(path: Path | None, objective: str | None) -> Any:
+    """The train config, with ``--objective`` choosing which records a causal-lm run reads."""
+    from training.config import load_train_config
+
+    config = load_train_config(path)
+    if objective is None:
+        return config
+    if objective not in TEXT_FIELDS:
+        raise usage_error("--objective must be lm, chat or auto")
+    return config.model_copy(update={"text_field": TEXT_FIELDS[objective]})
 
 
 def train_command(
     release: Annotated[Path, typer.Argument(help="Release directory.")],
     out: Annotated[Path, typer.Option("--out", help="Directory for the model and the report.")],
     task: TaskOption = "classification",
-    model: ModelOption = "minilm",
+    model: ModelOption = None,
     config: TrainConfigOption = None,
     search: Annotated[Path | None, typer.Option("--search", help="YAML search space (grid or random).")] = None,
     merge: Annotated[bool, typer.Option(help="LoRA: also save the adapter merged into the base model.")] = False,
+    init_from: InitFromOption = None,
+    objective: TextOption = None,
 ) -> None:
-    """Fine-tune a pre-trained model on a release, choosing hyperparameters on validation."""
+    """Fine-tune a pre-trained model (or an earlier run's) on a release, choosing hyperparameters on validation."""
     from training import train
-    from training.config import load_search_space, load_train_config
+    from training.config import load_search_space
 
     try:
         report = train(
@@ -48,9 +78,10 @@ def train_command(
             _task(task),
             model,
             out,
-            load_train_config(config),
+            _config(config, objective),
             load_search_space(search) if search else None,
             merge=merge,
+            init_from=init_from,
         )
     except CorpusmillError as exc:
         raise fail(exc) from None
@@ -121,26 +152,55 @@ def generate(
 
 
 def ablate(
-    release: Annotated[Path, typer.Argument(help="Release directory with augmented training records.")],
+    release: Annotated[Path, typer.Argument(help="Release directory.")],
     out: Annotated[Path, typer.Option("--out", help="Directory for the ablation report.")],
     task: TaskOption = "classification",
-    model: ModelOption = "minilm",
+    model: ModelOption = None,
     config: TrainConfigOption = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "1,2,3",
+    init_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--init-from", help="Compare starting from this earlier run against starting from the base model."
+        ),
+    ] = None,
+    tasks: Annotated[
+        bool, typer.Option("--tasks", help="multi-task: train each of the config's tasks alone and all together.")
+    ] = False,
+    objective: TextOption = None,
 ) -> None:
-    """Train with and without the augmented records over several seeds: did augmentation help?"""
+    """What did it buy? Augmentation (with and without the augmented records), transfer
+    (--init-from) or multi-task learning (--tasks), over several seeds on the same test split."""
     from training import ablate as run_ablation
-    from training.config import load_train_config
+    from training import ablate_init, ablate_tasks
 
+    if init_from is not None and tasks:
+        raise usage_error("--init-from and --tasks ablate different things: give one")
+    if tasks and task != "multi-task":
+        raise usage_error("--tasks needs --task multi-task")
+    seed_list = [int(s) for s in seeds.split(",")]
+    train_config = _config(config, objective)
     try:
-        report = run_ablation(
-            release, _task(task), model, out, load_train_config(config), [int(s) for s in seeds.split(",")]
-        )
+        if tasks:
+            report = ablate_tasks(release, model, out, train_config, seed_list)
+        elif init_from is not None:
+            report = ablate_init(release, _task(task), model, out, train_config, seed_list, init_from)
+        else:
+            report = run_ablation(release, _task(task), model, out, train_config, seed_list)
     except CorpusmillError as exc:
         raise fail(exc) from None
-    for metric, summary in report["summary"].items():
-        say(
-            f"{metric}: with {summary['with_mean']:.4f}, without {summary['without_mean']:.4f}, "
-            f"difference {summary['mean_difference']:+.4f} ± {summary['stdev']:.4f}"
-        )
+    if tasks:
+        for metrics in report["summary"].values():
+            for metric, s in metrics.items():
+                say(
+                    f"{metric}: alone {s['alone_mean']:.4f}, together {s['together_mean']:.4f}, "
+                    f"difference {s['mean_difference']:+.4f} ± {s['stdev']:.4f}"
+                )
+    else:
+        first, second = ("init", "base") if init_from is not None else ("with", "without")
+        for metric, s in report["summary"].items():
+            say(
+                f"{metric}: {first} {s[f'{first}_mean']:.4f}, {second} {s[f'{second}_mean']:.4f}, "
+                f"difference {s['mean_difference']:+.4f} ± {s['stdev']:.4f}"
+            )
     say(f"Report: {out / 'ablation.md'}")

@@ -13,8 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from corpusmill.errors import ConfigError
 from corpusmill.schema import dotted_path
 
-Task = Literal["classification", "causal-lm"]
-DEFAULT_OBJECTIVES = {"classification": ("macro_f1", "maximize"), "causal-lm": ("perplexity", "minimize")}
+Task = Literal["classification", "causal-lm", "multi-task"]
+DEFAULT_OBJECTIVES = {
+    "classification": ("macro_f1", "maximize"),
+    "causal-lm": ("perplexity", "minimize"),
+    "multi-task": ("macro_f1", "maximize"),  # the mean of the tasks' macro-F1
+}
 
 
 class Hyperparameters(BaseModel):
@@ -85,6 +89,39 @@ class SearchSpace(BaseModel):
         return [base.model_copy(update=Hyperparameters(**{**base.model_dump(), **c}).model_dump()) for c in combos]
 
 
+class TaskSpec(BaseModel):
+    """One task of a multi-task run: where its targets are and how much its loss counts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    column: str = "label"
+    """``label`` or ``meta.<key>`` (a second label an import kept as a meta column)."""
+    weight: float = Field(default=1.0, ge=0)
+    """multi-task: its loss's weight in the sum (0 leaves the task out of training, its head
+    untrained); causal-lm: its sampling weight beside the chats (each example ``weight`` times an
+    epoch)."""
+    prompt: str = "What is the {task} of this message? Answer with one of: {labels}.\n\n{text}"
+    """causal-lm: the instruction turn a record becomes (``{task}``, ``{labels}``, ``{text}``)."""
+
+    @field_validator("column")
+    @classmethod
+    def _label_or_meta(cls, column: str) -> str:
+        if column != "label" and not (column.startswith("meta.") and len(column) > 5):
+            raise ValueError("must be 'label' or 'meta.<key>'")
+        return column
+
+    @field_validator("prompt")
+    @classmethod
+    def _formats(cls, prompt: str) -> str:
+        try:
+            prompt.format(task="t", labels="a, b", text="x")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"only {{task}}, {{labels}} and {{text}} may be filled in ({exc})") from None
+        if "{text}" not in prompt:
+            raise ValueError("must hold {text}, where the record's text goes")
+        return prompt
+
+
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -105,6 +142,13 @@ class TrainConfig(BaseModel):
     """causal-lm: longest generated answer, in tokens."""
     compare_base: bool = True
     """causal-lm: also evaluate the base model on the same test split and prompts."""
+    tasks: dict[str, TaskSpec] = {}
+    """The classification tasks, by name (``{intent: {column: label}, topic: {column: meta.topic,
+    weight: 0.5}}``). multi-task: one shared encoder, one head each (none named: ``label``
+    alone); causal-lm: instruction turns trained beside the chats and scored by generation."""
+    loss_weighting: Literal["fixed", "uncertainty"] = "fixed"
+    """multi-task: the ``weight`` of each task as given, or learned from each task's uncertainty
+    (Kendall et al. 2018) on top of them."""
 
 
 def _load_yaml(path: Path) -> Any:

@@ -106,6 +106,7 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
         f"# Training report: {report['task']} on {report['release']['name']} {report['release']['version']}",
         "",
         f"Base model `{report['base_model']}`; release manifest sha256 `{report['release']['manifest_sha256']}`.",
+        *_chain_lines(report.get("init_from")),
         f"Objective: {objective['direction']} validation `{objective['metric']}`; the test split was evaluated "
         f"{report['test_evaluations']} time(s), after the search.",
         "",
@@ -151,6 +152,18 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
         ]
     if "confusion_matrix" in report["plots"]:
         lines += [f"![Confusion matrix]({report['plots']['confusion_matrix']})", ""]
+    for name, task in report["test"].get("tasks", {}).items():  # a multi-task run: each task's own
+        lines += [
+            f"## Task `{name}` (test, {task['records']} records with its label)",
+            "",
+            *_table(
+                ["label", "precision", "recall", "f1", "support"],
+                [[label, v["precision"], v["recall"], v["f1"], v["support"]] for label, v in task["per_class"].items()],
+            ),
+            "",
+        ]
+        if f"confusion_matrix_{name}" in report["plots"]:
+            lines += [f"![Confusion matrix of {name}]({report['plots'][f'confusion_matrix_{name}']})", ""]
     if report.get("base"):
         base, tuned = report["base"]["metrics"], report["test"]["metrics"]
         lines += [
@@ -180,6 +193,19 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
             "",
         ]
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def _chain_lines(init: dict[str, Any] | None) -> list[str]:
+    """Where the weights came from, run by run back to the base model."""
+    lines = []
+    while init:
+        release = init.get("release") or {}
+        lines.append(
+            f"Started from run `{init['run']}` ({init['task']} on {release.get('name')} {release.get('version')}, "
+            f"release manifest sha256 `{release.get('manifest_sha256')}`; report sha256 `{init['report_sha256']}`)."
+        )
+        init = init.get("init_from")
+    return lines
 
 
 def _cell(text: str, limit: int = 200) -> str:

@@ -16,11 +16,13 @@ from typing import Any
 
 from corpusmill.errors import InputError
 from corpusmill.io import sha256_file, write_json
-from training.config import DEFAULT_OBJECTIVES, Hyperparameters, Objective, SearchSpace, TrainConfig
+from corpusmill.models import MINILM
+from training.config import DEFAULT_OBJECTIVES, Hyperparameters, Objective, SearchSpace, TaskSpec, TrainConfig
 from training.evaluation import answer_scores, chat_prompts, generate_answers
 from training.models import check_kind, resolve_base_model
 from training.report import plot_base_vs_tuned, plot_confusion, plot_curves, write_report
 from training.tasks import TASKS, perplexity, to_jsonable
+from training.transfer import EarlierRun
 
 
 @dataclass
@@ -69,9 +71,18 @@ def load_release(release_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 class Experiment:
-    """One release, one task, one base model: trials on validation, one test evaluation."""
+    """One release, one task, one base model (or an earlier run's weights: ``init_from``):
+    trials on validation, one test evaluation."""
 
-    def __init__(self, release_dir: Path, task: str, model: str, out: Path, config: TrainConfig) -> None:
+    def __init__(
+        self,
+        release_dir: Path,
+        task: str,
+        model: str | None,
+        out: Path,
+        config: TrainConfig,
+        init_from: Path | None = None,
+    ) -> None:
         import datasets
         import torch
         from transformers.utils import logging as hf_logging
@@ -81,14 +92,34 @@ class Experiment:
         datasets.disable_progress_bars()
 
         self.release_dir, self.out, self.config = release_dir, out, config
+        self.init = EarlierRun(init_from, task, model) if init_from is not None else None
+        model = model or (self.init.base_model if self.init else None) or MINILM
         self.model_name = model
         self.model_path = resolve_base_model(model)
-        check_kind(model, self.model_path, task)
+        check_kind(model, self.model_path, "classification" if task == "multi-task" else task)
         splits, self.manifest = load_release(release_dir)
         hp = config.hyperparameters
-        self.task = TASKS[task](self.model_path, splits, hp.max_length)
+        if task == "multi-task":
+            from training.multitask import MultiTaskTask
+
+            if config.method == "lora":
+                raise InputError("method", "multi-task trains the shared encoder in full; use method: full")
+            tasks = config.tasks or {"label": TaskSpec()}
+            self.task: Any = MultiTaskTask(self.model_path, splits, hp.max_length, tasks, config.loss_weighting)
+        else:
+            self.task = TASKS[task](self.model_path, splits, hp.max_length)
+        if task == "causal-lm" and config.tasks:  # generative multi-task: before use_only drops text rows
+            from training.instructions import InstructionTasks
+
+            try:
+                self.task.instructions = InstructionTasks(config.tasks, self.task.rows)
+            except ValueError as exc:
+                raise InputError("tasks", str(exc)) from None
+            self.task.seed = hp.seed
         if task == "causal-lm" and config.text_field != "auto":
             self.task.use_only(config.text_field)
+        self.weights = self.init.weights(self.model_path, out / "init-model") if self.init else None
+        """Where training starts: the earlier run's weights, or ``None`` for the base model."""
         metric, direction = DEFAULT_OBJECTIVES[task]
         self.objective = config.objective or Objective(metric=metric, direction=direction)
         self.device_is_cuda = torch.cuda.is_available()
@@ -134,7 +165,7 @@ class Experiment:
         callbacks: list[Any] = [RichProgress(f"training ({self.config.method})", self.objective.metric)]
         if hp.early_stopping_patience:
             callbacks.append(EarlyStoppingCallback(hp.early_stopping_patience))
-        model = self.task.model(hp.dropout)
+        model = self.task.model(hp.dropout, self.weights)
         if self.config.method == "lora":
             model = with_lora(model, self.task.name, hp, self.config.target_modules)
         return Trainer(
@@ -189,21 +220,31 @@ class Experiment:
             value = trial.validation[self.objective.metric]
             if best is None or self.objective.better(value, best.validation[self.objective.metric]):
                 best = trial
-                trainer.save_model(str(self.out / "model"))
-                self.task.tokenizer.save_pretrained(str(self.out / "model"))
+                self.save(trainer, self.out / "model")
             shutil.rmtree(self.out / "runs" / f"trial-{index}", ignore_errors=True)
         assert best is not None
         return best, trials
 
+    def save(self, trainer: Any, model_dir: Path) -> None:
+        """The trained model and its tokenizer in ``model_dir`` (a multi-task model saves its
+        encoder, heads and tasks itself: it is not a transformers model)."""
+        if self.task.name == "multi-task":
+            trainer.model.save(model_dir)
+        else:
+            trainer.save_model(str(model_dir))
+        self.task.tokenizer.save_pretrained(str(model_dir))
+
     def load_trained(self, model_dir: Path) -> Any:
-        """The model a run saved: LoRA adapters over the base model, or a full model."""
+        """The model a run saved: LoRA adapters over the weights it started from, or a full model."""
         import transformers
 
+        if self.task.name == "multi-task":
+            return self.task.load(model_dir)
         auto = getattr(transformers, self.task.auto_class)
         if (model_dir / "adapter_config.json").is_file():
             from peft import PeftModel
 
-            return PeftModel.from_pretrained(auto.from_pretrained(self.model_path), str(model_dir))
+            return PeftModel.from_pretrained(auto.from_pretrained(self.weights or self.model_path), str(model_dir))
         return auto.from_pretrained(str(model_dir))
 
     def evaluate(self, model: Any, hp: Hyperparameters) -> dict[str, Any]:
@@ -242,6 +283,10 @@ class Experiment:
             self.embedder = self.embedder or MiniLM()
             scores.update(answer_scores(answers, [p.reference for p in prompts], self.embedder))
             details["answers"] = answers
+        if self.task.name == "causal-lm" and self.task.instructions is not None:
+            task_scores, task_answers = self.task.instructions.score(model, self.task.tokenizer, hp.seed)
+            scores.update(task_scores)
+            details["task_answers"] = task_answers
         return {"metrics": scores, **details}
 
     def evaluate_test(self, model_dir: Path, hp: Hyperparameters) -> dict[str, Any]:
@@ -263,6 +308,10 @@ class Experiment:
         merged.save_pretrained(str(out))
         self.task.tokenizer.save_pretrained(str(out))
 
+    def chain(self) -> dict[str, Any] | None:
+        """Which run this one started from, and what that run was trained on."""
+        return self.init.to_dict() if self.init else None
+
     def release_identity(self) -> dict[str, Any]:
         return {
             "dir": str(self.release_dir),
@@ -276,17 +325,19 @@ class Experiment:
 def train(
     release_dir: Path,
     task: str,
-    model: str,
+    model: str | None,
     out: Path,
     config: TrainConfig,
     space: SearchSpace | None = None,
     merge: bool = False,
+    init_from: Path | None = None,
 ) -> dict[str, Any]:
     """Search on validation, keep the best model in ``out/model`` (LoRA: the adapter; ``merge``:
-    also ``out/merged``), evaluate it on test once, and for chat models the base model beside it."""
+    also ``out/merged``), evaluate it on test once, and for chat models the base model beside it.
+    ``init_from``: start from that earlier run's weights instead of the base model's."""
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    experiment = Experiment(release_dir, task, model, out, config)
+    experiment = Experiment(release_dir, task, model, out, config, init_from)
     best, trials = experiment.search(space)
     test = experiment.evaluate_test(out / "model", best.hyperparameters)
     if merge and config.method == "lora":
@@ -299,10 +350,16 @@ def train(
         plots["confusion_matrix"] = plot_confusion(
             test["confusion_matrix"], experiment.task.labels, out / "confusion_matrix.png"
         )
+    for name, details in test.get("tasks", {}).items():  # a multi-task run: one matrix per task
+        if "confusion_matrix" in details:
+            plots[f"confusion_matrix_{name}"] = plot_confusion(
+                details["confusion_matrix"], details["labels"], out / f"confusion_matrix_{name}.png"
+            )
     report = to_jsonable(
         {
             "task": task,
-            "base_model": model,
+            "base_model": experiment.model_name,
+            "init_from": experiment.chain(),
             "release": experiment.release_identity(),
             "objective": experiment.objective.model_dump(),
             "search": {
@@ -352,7 +409,7 @@ def _examples(experiment: Experiment, base: dict[str, Any] | None, test: dict[st
 
 
 def ablate(
-    release_dir: Path, task: str, model: str, out: Path, config: TrainConfig, seeds: list[int]
+    release_dir: Path, task: str, model: str | None, out: Path, config: TrainConfig, seeds: list[int]
 ) -> dict[str, Any]:
     """The same configuration with and without the augmented training records, over seeds."""
     out.mkdir(parents=True, exist_ok=True)
@@ -363,27 +420,19 @@ def ablate(
     runs: list[dict[str, Any]] = []
     for seed in seeds:
         hp = config.hyperparameters.model_copy(update={"seed": seed})
-        row: dict[str, Any] = {"seed": seed}
-        for arm, drop in (("with", False), ("without", True)):
-            trainer, _ = experiment.train_once(hp, out / "runs" / f"{arm}-{seed}", drop_augmented=drop)
-            trainer.save_model(str(out / "runs" / f"{arm}-{seed}-model"))
-            row[arm] = experiment.evaluate_test(out / "runs" / f"{arm}-{seed}-model", hp)["metrics"]
-        runs.append(row)
-    metrics = sorted(set(runs[0]["with"]) & set(runs[0]["without"]))
-    summary = {}
-    for metric in metrics:
-        diffs = [r["with"][metric] - r["without"][metric] for r in runs]
-        summary[metric] = {
-            "mean_difference": round(statistics.fmean(diffs), 6),
-            "stdev": round(statistics.stdev(diffs), 6) if len(diffs) > 1 else 0.0,
-            "with_mean": round(statistics.fmean(r["with"][metric] for r in runs), 6),
-            "without_mean": round(statistics.fmean(r["without"][metric] for r in runs), 6),
-        }
+        runs.append(
+            {"seed": seed}
+            | {
+                arm: _tested(experiment, hp, out, f"{arm}-{seed}", drop)
+                for arm, drop in (("with", False), ("without", True))
+            }
+        )
+    summary = _summary(runs, "with", "without")
     report = to_jsonable(
         {
             "release": experiment.release_identity(),
             "task": task,
-            "base_model": model,
+            "base_model": experiment.model_name,
             "augmented_train_records": augmented,
             "train_records": {
                 "with": len(experiment.task.dataset("train")),
@@ -395,17 +444,154 @@ def ablate(
         }
     )
     write_json(out / "ablation.json", report)
+    title = "# Ablation: augmented training records"
+    intro = f"{augmented} augmented training records; {len(seeds)} seeds; test metrics, with minus without."
+    _write_two_arm_table(out / "ablation.md", title, intro, summary, ("with", "without"))
+    return report
+
+
+def ablate_init(
+    release_dir: Path,
+    task: str,
+    model: str | None,
+    out: Path,
+    config: TrainConfig,
+    seeds: list[int],
+    init_from: Path,
+) -> dict[str, Any]:
+    """Transfer, measured: the same fine-tune started from the base model and from an earlier
+    run's weights (a model of another domain, or a domain-text run before a chat run), each
+    seed on the same test split."""
+    out.mkdir(parents=True, exist_ok=True)
+    arms = {"init": Experiment(release_dir, task, model, out, config, init_from)}
+    arms["base"] = Experiment(release_dir, task, arms["init"].model_name, out, config)
+    runs: list[dict[str, Any]] = []
+    for seed in seeds:
+        hp = config.hyperparameters.model_copy(update={"seed": seed})
+        runs.append(
+            {"seed": seed} | {arm: _tested(experiment, hp, out, f"{arm}-{seed}") for arm, experiment in arms.items()}
+        )
+    summary = _summary(runs, "init", "base")
+    chain = arms["init"].chain()
+    report = to_jsonable(
+        {
+            "release": arms["base"].release_identity(),
+            "task": task,
+            "base_model": arms["base"].model_name,
+            "init_from": chain,
+            "seeds": seeds,
+            "runs": runs,
+            "summary": summary,
+        }
+    )
+    write_json(out / "ablation.json", report)
+    title = f"# Transfer: starting from run `{init_from}` against the base model `{arms['base'].model_name}`"
+    intro = f"{len(seeds)} seeds; the same test split; test metrics, from the run minus from the base model."
+    _write_two_arm_table(out / "ablation.md", title, intro, summary, ("init", "base"))
+    return report
+
+
+def ablate_tasks(
+    release_dir: Path, model: str | None, out: Path, config: TrainConfig, seeds: list[int]
+) -> dict[str, Any]:
+    """Multi-task learning, measured: every task trained alone and all of them together, with
+    the same model, hyperparameters and budget, each seed on the same test split."""
+    if len(config.tasks) < 2:
+        raise InputError("tasks", "ablating tasks needs at least two tasks in the config")
+    out.mkdir(parents=True, exist_ok=True)
+    arms = {"together": Experiment(release_dir, "multi-task", model, out, config)}
+    for name, spec in config.tasks.items():
+        alone = config.model_copy(update={"tasks": {name: spec.model_copy(update={"weight": 1.0})}})
+        arms[name] = Experiment(release_dir, "multi-task", arms["together"].model_name, out, alone)
+    runs: list[dict[str, Any]] = []
+    for seed in seeds:
+        hp = config.hyperparameters.model_copy(update={"seed": seed})
+        runs.append(
+            {"seed": seed} | {arm: _tested(experiment, hp, out, f"{arm}-{seed}") for arm, experiment in arms.items()}
+        )
+    summary: dict[str, dict[str, Any]] = {}
+    for name in config.tasks:
+        pairs = [{"together": r["together"], "alone": r[name]} for r in runs]
+        summary[name] = _summary(pairs, "together", "alone", [f"{name}_accuracy", f"{name}_macro_f1"])
+    report = to_jsonable(
+        {
+            "release": arms["together"].release_identity(),
+            "task": "multi-task",
+            "base_model": arms["together"].model_name,
+            "tasks": {name: spec.model_dump() for name, spec in config.tasks.items()},
+            "loss_weighting": config.loss_weighting,
+            "seeds": seeds,
+            "runs": runs,
+            "summary": summary,
+        }
+    )
+    write_json(out / "ablation.json", report)
     lines = [
-        "# Ablation: augmented training records",
+        "# Multi-task against single-task training",
         "",
-        f"{augmented} augmented training records; {len(seeds)} seeds; test metrics, with minus without.",
+        f"Each task alone and all {len(config.tasks)} together ({config.loss_weighting} loss weights), same model "
+        f"and budget; {len(seeds)} seeds; test metrics, together minus alone.",
         "",
-        "| metric | with (mean) | without (mean) | difference (mean) | stdev |",
+        "| task | metric | alone (mean ± sd) | together (mean ± sd) | difference (mean) | stdev |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, metrics in summary.items():
+        for metric, s in metrics.items():
+            alone = f"{s['alone_mean']:.4f} ± {s['alone_stdev']:.4f}"
+            together = f"{s['together_mean']:.4f} ± {s['together_stdev']:.4f}"
+            lines.append(
+                f"| {name} | {metric.removeprefix(name + '_')} | {alone} | {together} | "
+                f"{s['mean_difference']:+.4f} | {s['stdev']:.4f} |"
+            )
+    (out / "ablation.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return report
+
+
+def _tested(
+    experiment: Experiment, hp: Hyperparameters, out: Path, name: str, drop_augmented: bool = False
+) -> dict[str, float]:
+    """One arm of an ablation: trained, saved, and scored on the test split."""
+    trainer, _ = experiment.train_once(hp, out / "runs" / name, drop_augmented=drop_augmented)
+    experiment.save(trainer, out / "runs" / f"{name}-model")
+    return experiment.evaluate_test(out / "runs" / f"{name}-model", hp)["metrics"]
+
+
+def _summary(
+    runs: list[dict[str, Any]], first: str, second: str, metrics: list[str] | None = None
+) -> dict[str, dict[str, float]]:
+    """Per metric both arms' means and spreads over the seeds, and ``first`` minus ``second``."""
+    shared = metrics or sorted(set(runs[0][first]) & set(runs[0][second]))
+    summary = {}
+    for metric in shared:
+        diffs = [r[first][metric] - r[second][metric] for r in runs]
+        entry = {"mean_difference": round(statistics.fmean(diffs), 6), "stdev": _stdev(diffs)}
+        for arm in (first, second):
+            values = [r[arm][metric] for r in runs]
+            entry[f"{arm}_mean"] = round(statistics.fmean(values), 6)
+            entry[f"{arm}_stdev"] = _stdev(values)
+        summary[metric] = entry
+    return summary
+
+
+def _stdev(values: list[float]) -> float:
+    return round(statistics.stdev(values), 6) if len(values) > 1 else 0.0
+
+
+def _write_two_arm_table(
+    path: Path, title: str, intro: str, summary: dict[str, dict[str, float]], arms: tuple[str, str]
+) -> None:
+    first, second = arms
+    lines = [
+        title,
+        "",
+        intro,
+        "",
+        f"| metric | {first} (mean ± sd) | {second} (mean ± sd) | difference (mean) | stdev |",
         "|---|---|---|---|---|",
     ]
     lines += [
-        f"| {m} | {s['with_mean']:.4f} | {s['without_mean']:.4f} | {s['mean_difference']:+.4f} | {s['stdev']:.4f} |"
+        f"| {m} | {s[f'{first}_mean']:.4f} ± {s[f'{first}_stdev']:.4f} | {s[f'{second}_mean']:.4f} ± "
+        f"{s[f'{second}_stdev']:.4f} | {s['mean_difference']:+.4f} | {s['stdev']:.4f} |"
         for m, s in summary.items()
     ]
-    (out / "ablation.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return report
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")

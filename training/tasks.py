@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -68,6 +69,14 @@ def _rows(dataset: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def _saved_labels(model_dir: str) -> list[str] | None:
+    """The labels a saved classifier was trained for, in order (none for a bare encoder)."""
+    config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    if not config.get("architectures", [""])[0].endswith("ForSequenceClassification"):
+        return None
+    return [config["id2label"][str(i)] for i in range(len(config.get("id2label", {})))]
+
+
 class ClassificationTask:
     name = "classification"
     auto_class = "AutoModelForSequenceClassification"
@@ -101,8 +110,10 @@ class ClassificationTask:
             targets = [self.index[r["label"]] for r in rows]
         return datasets.Dataset.from_dict({**encoded, "labels": targets})
 
-    def model(self, dropout: float | None) -> Any:
-        from transformers import AutoModelForSequenceClassification
+    def model(self, dropout: float | None, weights: str | None = None) -> Any:
+        """A classifier on the base model, or on ``weights`` (an earlier run's model): all of it
+        when that run had these labels in this order, else its encoder under a new head."""
+        from transformers import AutoModel, AutoModelForSequenceClassification
 
         config = model_config(
             self.model_path,
@@ -112,7 +123,12 @@ class ClassificationTask:
             label2id=self.index,
             problem_type="multi_label_classification" if self.multi_label else "single_label_classification",
         )
-        return AutoModelForSequenceClassification.from_pretrained(self.model_path, config=config)
+        if weights is not None and _saved_labels(weights) == self.labels:
+            return AutoModelForSequenceClassification.from_pretrained(weights, config=config)
+        model = AutoModelForSequenceClassification.from_pretrained(self.model_path, config=config)
+        if weights is not None:
+            model.base_model.load_state_dict(AutoModel.from_pretrained(weights).state_dict())
+        return model
 
     def collator(self) -> Any:
         from transformers import DataCollatorWithPadding
@@ -177,6 +193,11 @@ class CausalLMTask:
         self.max_length = max_length
         self.rows = {name: [r for r in _rows(ds) if r["text"] or r["messages"]] for name, ds in splits.items()}
         self.labels: list[str] = []
+        self.instructions: Any = None
+        """Classification tasks as instruction chats (``training.instructions``), set by the
+        experiment for a generative multi-task run: trained beside the rows, never in the
+        validation or test perplexity."""
+        self.seed = 0
 
     def render(self, messages: list[dict[str, str]], add_generation_prompt: bool = False) -> str:
         return render_chat(self.tokenizer, messages, add_generation_prompt)
@@ -232,7 +253,10 @@ class CausalLMTask:
     def dataset(self, split: str, drop_augmented: bool = False) -> Any:
         import datasets
 
-        encoded = [self.encode(r) for r in self.rows[split] if not (drop_augmented and r.get("parent_id"))]
+        rows = [r for r in self.rows[split] if not (drop_augmented and r.get("parent_id"))]
+        if split == "train" and self.instructions is not None:
+            rows += self.instructions.training_chats(self.seed)
+        encoded = [self.encode(r) for r in rows]
         encoded = [(ids, labels) for ids, labels in encoded if any(x != -100 for x in labels)]
         return datasets.Dataset.from_dict(
             {
@@ -242,12 +266,13 @@ class CausalLMTask:
             }
         )
 
-    def model(self, dropout: float | None) -> Any:
+    def model(self, dropout: float | None, weights: str | None = None) -> Any:
+        """The base model, or ``weights`` (an earlier run's: a domain-text run before a chat run)."""
         from transformers import AutoModelForCausalLM
 
-        config = model_config(self.model_path, dropout)
+        config = model_config(weights or self.model_path, dropout)
         config.pad_token_id = self.tokenizer.pad_token_id
-        return AutoModelForCausalLM.from_pretrained(self.model_path, config=config)
+        return AutoModelForCausalLM.from_pretrained(weights or self.model_path, config=config)
 
     def collator(self) -> Any:
         from transformers import DataCollatorForSeq2Seq

@@ -4,6 +4,11 @@
 ``inputs/helpcentre.jsonl`` (once: the crawl is an input snapshot, so a rerun is up to date),
 copies the bundled questions beside it and writes a build config, so the demo is an ordinary
 build a user can open, edit and rerun.
+
+The questions carry a second label for multi-task training, ``topic``, written into the data by
+this rule on their intent: ``delivery`` (track_parcel, missed_delivery, locker_pickup,
+change_address), ``orders`` (cancel_shipment, delivery_cost), ``after_sales`` (damaged_item,
+return_item, refund_status) and ``account`` (account_access).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ sources:
     path: inputs/questions.csv
     text: text
     label: intent
+    meta: [topic]            # a second label, for multi-task training (see the README's Training section)
   - type: records            # the crawl of the bundled help-centre site (pages + FAQ pairs)
     dataset: parcelly-help-centre
     path: inputs/helpcentre.jsonl
@@ -52,8 +58,8 @@ release:
   version: 1.0.0
   output_dir: releases
   description: >-
-    Customer questions to the fictional parcel company Parcelly, labelled with 10 intents,
-    and the articles of its help centre. Written for the corpusmill demo.
+    Customer questions to the fictional parcel company Parcelly, labelled with 10 intents
+    and 4 topics (meta.topic), and the articles of its help centre. Written for the corpusmill demo.
   license: cc-by-4.0
   language: [en]
   task_categories: [text-classification]

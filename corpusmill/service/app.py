@@ -55,7 +55,7 @@ class TrainJob(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     release: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
-    task: Literal["classification", "causal-lm"] = "classification"
+    task: Literal["classification", "multi-task", "causal-lm"] = "classification"
     model: PathOrName = "minilm"
     train: dict[str, Any] = {}
 
