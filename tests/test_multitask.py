@@ -176,7 +176,7 @@ def test_init_from_starts_from_the_earlier_runs_weights_and_records_the_chain(to
 
 def test_ablate_tasks_trains_each_task_alone_and_all_together(topic_release, tmp_path):
     config = TrainConfig(hyperparameters=QUICK.model_copy(update={"max_steps": 1}), tasks=TASKS)
-    report = ablate_tasks(topic_release, "minilm", tmp_path / "ablate", config, [1])
+    report = ablate_tasks(topic_release, "multi-task", "minilm", tmp_path / "ablate", config, [1])
     assert set(report["runs"][0]) == {"seed", "together", "intent", "topic"}
     assert set(report["runs"][0]["intent"]) >= {"intent_accuracy", "macro_f1"}
     assert "topic_accuracy" not in report["runs"][0]["intent"]  # trained alone: only its own task

@@ -468,3 +468,23 @@ def test_generative_multi_task_trains_classification_as_instructions_beside_chat
         assert {"perplexity", "chrf"} <= set(scored)  # the chats' own metrics beside the task's
     answers = report["test"]["task_answers"]["topic"]
     assert answers and {"answer", "expected"} <= set(answers[0])
+
+
+def test_generative_ablate_tasks_trains_each_task_and_the_chats_alone_and_together(domain_release, tiny_gpt2, tmp_path):
+    from training import ablate_tasks
+
+    config = TrainConfig(
+        hyperparameters=Hyperparameters(learning_rate=3e-3, max_steps=3, batch_size=8, max_length=96, seed=1),
+        text_field="messages",
+        tasks={"topic": TaskSpec(column="label", prompt="Topic ({labels})? {text}")},
+        generation_samples=2,
+    )
+    report = ablate_tasks(domain_release, "causal-lm", str(tiny_gpt2), tmp_path / "ab", config, [1])
+    run = report["runs"][0]
+    assert set(run) == {"seed", "together", "topic", "chat"}
+    assert "topic_accuracy" in run["together"] and "topic_accuracy" in run["topic"]
+    assert "topic_accuracy" not in run["chat"]  # the chats alone: no instruction turns
+    assert set(report["summary"]) == {"topic", "chat"}
+    assert {"perplexity", "chrf"} <= set(report["summary"]["chat"])
+    table = (tmp_path / "ab" / "ablation.md").read_text()
+    assert "| topic | accuracy |" in table and "| chat | perplexity |" in table

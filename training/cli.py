@@ -165,7 +165,10 @@ def ablate(
         ),
     ] = None,
     tasks: Annotated[
-        bool, typer.Option("--tasks", help="multi-task: train each of the config's tasks alone and all together.")
+        bool,
+        typer.Option(
+            "--tasks", help="Train each of the config's tasks alone and all together (multi-task, causal-lm)."
+        ),
     ] = False,
     objective: TextOption = None,
 ) -> None:
@@ -176,13 +179,13 @@ def ablate(
 
     if init_from is not None and tasks:
         raise usage_error("--init-from and --tasks ablate different things: give one")
-    if tasks and task != "multi-task":
-        raise usage_error("--tasks needs --task multi-task")
+    if tasks and task not in ("multi-task", "causal-lm"):
+        raise usage_error("--tasks needs --task multi-task (or causal-lm with tasks in its config)")
     seed_list = [int(s) for s in seeds.split(",")]
     train_config = _config(config, objective)
     try:
         if tasks:
-            report = ablate_tasks(release, model, out, train_config, seed_list)
+            report = ablate_tasks(release, task, model, out, train_config, seed_list)
         elif init_from is not None:
             report = ablate_init(release, _task(task), model, out, train_config, seed_list, init_from)
         else:

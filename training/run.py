@@ -492,17 +492,26 @@ def ablate_init(
 
 
 def ablate_tasks(
-    release_dir: Path, model: str | None, out: Path, config: TrainConfig, seeds: list[int]
+    release_dir: Path, task: str, model: str | None, out: Path, config: TrainConfig, seeds: list[int]
 ) -> dict[str, Any]:
     """Multi-task learning, measured: every task trained alone and all of them together, with
-    the same model, hyperparameters and budget, each seed on the same test split."""
-    if len(config.tasks) < 2:
-        raise InputError("tasks", "ablating tasks needs at least two tasks in the config")
+    the same model, hyperparameters and budget, each seed on the same test split. For a causal
+    LM (generative multi-task) the chats are one more task: "alone" they train without the
+    instruction turns, and a classification task alone trains on its instruction turns only."""
+    if len(config.tasks) < (1 if task == "causal-lm" else 2):
+        raise InputError(
+            "tasks", f"ablating tasks needs {'a task' if task == 'causal-lm' else 'two tasks'} in the config"
+        )
     out.mkdir(parents=True, exist_ok=True)
-    arms = {"together": Experiment(release_dir, "multi-task", model, out, config)}
+    arms = {"together": Experiment(release_dir, task, model, out, config)}
+    model = arms["together"].model_name
     for name, spec in config.tasks.items():
         alone = config.model_copy(update={"tasks": {name: spec.model_copy(update={"weight": 1.0})}})
-        arms[name] = Experiment(release_dir, "multi-task", arms["together"].model_name, out, alone)
+        arms[name] = Experiment(release_dir, task, model, out, alone)
+        if task == "causal-lm":
+            arms[name].task.rows["train"] = []  # its instruction turns alone
+    if task == "causal-lm":
+        arms["chat"] = Experiment(release_dir, task, model, out, config.model_copy(update={"tasks": {}}))
     runs: list[dict[str, Any]] = []
     for seed in seeds:
         hp = config.hyperparameters.model_copy(update={"seed": seed})
@@ -510,27 +519,34 @@ def ablate_tasks(
             {"seed": seed} | {arm: _tested(experiment, hp, out, f"{arm}-{seed}") for arm, experiment in arms.items()}
         )
     summary: dict[str, dict[str, Any]] = {}
-    for name in config.tasks:
+    for name in arms:
+        if name == "together":
+            continue
         pairs = [{"together": r["together"], "alone": r[name]} for r in runs]
-        summary[name] = _summary(pairs, "together", "alone", [f"{name}_accuracy", f"{name}_macro_f1"])
+        if name == "chat":  # the chats' own metrics, which both arms measure
+            metrics = [m for m in CHAT_METRICS if m in runs[0]["together"] and m in runs[0]["chat"]]
+        else:
+            metrics = [f"{name}_accuracy", f"{name}_macro_f1"]
+        summary[name] = _summary(pairs, "together", "alone", metrics)
     report = to_jsonable(
         {
             "release": arms["together"].release_identity(),
-            "task": "multi-task",
-            "base_model": arms["together"].model_name,
+            "task": task,
+            "base_model": model,
             "tasks": {name: spec.model_dump() for name, spec in config.tasks.items()},
-            "loss_weighting": config.loss_weighting,
+            "loss_weighting": config.loss_weighting if task == "multi-task" else None,
             "seeds": seeds,
             "runs": runs,
             "summary": summary,
         }
     )
     write_json(out / "ablation.json", report)
+    how = f"{config.loss_weighting} loss weights" if task == "multi-task" else "chats and instruction turns"
     lines = [
         "# Multi-task against single-task training",
         "",
-        f"Each task alone and all {len(config.tasks)} together ({config.loss_weighting} loss weights), same model "
-        f"and budget; {len(seeds)} seeds; test metrics, together minus alone.",
+        f"Each task alone and all {len(summary)} together ({how}), same model and budget; "
+        f"{len(seeds)} seeds; test metrics, together minus alone.",
         "",
         "| task | metric | alone (mean ± sd) | together (mean ± sd) | difference (mean) | stdev |",
         "|---|---|---|---|---|---|",
@@ -545,6 +561,10 @@ def ablate_tasks(
             )
     (out / "ablation.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return report
+
+
+CHAT_METRICS = ("perplexity", "next_token_accuracy", "chrf", "rouge_l", "minilm_cosine")
+"""The chat metrics a generative multi-task ablation compares for the chats."""
 
 
 def _tested(
