@@ -30,7 +30,7 @@ TOPIC_OF = {  # the second task: each intent's coarse topic, by this rule (Banki
 UNLABELLED_EVERY = 7
 """Every seventh question has no topic: a record missing a task's label."""
 TASKS = {"intent": TaskSpec(column="label"), "topic": TaskSpec(column="meta.topic", weight=0.5)}
-QUICK = Hyperparameters(learning_rate=3e-4, epochs=3, batch_size=32, max_length=32, warmup_ratio=0.1, seed=1)
+QUICK = Hyperparameters(learning_rate=4e-4, epochs=2, batch_size=32, max_length=32, warmup_ratio=0.1, seed=1)
 
 
 @pytest.fixture(scope="module")

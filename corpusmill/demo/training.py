@@ -20,13 +20,13 @@ def train_demo_models(release_dir: Path, out_dir: Path, skip_classifier: bool, c
 
     if not skip_classifier:
         run_dir = out_dir / "model"
-        report = _earlier_run(run_dir, "Fine-tuning MiniLM on the demo release (4 epochs, CPU)…", console) or train(
+        report = _earlier_run(run_dir, "Fine-tuning MiniLM on the demo release (2 epochs, CPU)…", console) or train(
             release_dir,
             "classification",
             "minilm",
             run_dir,
             TrainConfig(
-                hyperparameters=Hyperparameters(learning_rate=2e-4, epochs=4, batch_size=16, max_length=48, seed=13)
+                hyperparameters=Hyperparameters(learning_rate=4e-4, epochs=2, batch_size=16, max_length=40, seed=13)
             ),
         )
         metrics = ", ".join(f"{k} {v:.3f}" for k, v in report["test"]["metrics"].items() if k != "loss")
