@@ -182,8 +182,8 @@ def ablate(
     if tasks and task not in ("multi-task", "causal-lm"):
         raise usage_error("--tasks needs --task multi-task (or causal-lm with tasks in its config)")
     seed_list = [int(s) for s in seeds.split(",")]
-    train_config = _config(config, objective)
     try:
+        train_config = _config(config, objective)
         if tasks:
             report = ablate_tasks(release, task, model, out, train_config, seed_list)
         elif init_from is not None:
