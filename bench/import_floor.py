@@ -11,7 +11,8 @@ ids (SHA-256 of dataset and text, the one per-row Python step left) with a repea
 the joined array's one buffer — no record model, no executor, no duplicate-id check, no reject
 accounting. It first checks that its lines equal what ``corpusmill import`` writes for the file
 (the file must hold no control character but newline, return and tab, which it escapes), then
-alternates it with ``datasets`` over the runs and prints each phase, the medians and the ratio.
+alternates it with ``datasets`` over the runs and prints each phase, the medians, the ratio and
+how busy the rest of the machine was meanwhile.
 Not a test; not in CI.
 """
 
@@ -34,6 +35,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+from quiet import NoiseMonitor  # noqa: E402
+
 ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
 
 
@@ -125,6 +130,7 @@ def main() -> None:
         if floor.read_bytes() != ours.read_bytes():
             raise SystemExit("the floor's lines differ from corpusmill import's: not comparable")
         rows = sum(1 for _ in ours.open("rb"))
+        noise = NoiseMonitor()
         phases: list[dict[str, float]] = []
         peer: list[float] = []
         for _ in range(args.runs):
@@ -137,6 +143,7 @@ def main() -> None:
     total = statistics.median(p["total"] for p in phases)
     print(f"  datasets         {statistics.median(peer):6.2f} s ({min(peer):.2f}–{max(peer):.2f})")
     print(f"floor / datasets: {statistics.median(peer) / total:.2f}x (above 1: the floor is faster)")
+    print(noise.verdict())
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -243,3 +244,21 @@ def test_the_command_line_trains_multi_task_chains_runs_and_refuses_what_does_no
     ):
         refused = runner.invoke(app, args)
         assert refused.exit_code == 2 and message in refused.output, refused.output
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"column": "meta.topic", "prompt": "{text.__class__.__mro__}"}, "not {text.__class__.__mro__}"),
+        ({"column": "meta.topic", "prompt": "{text!r} {labels:>9}"}, "only {task}, {labels} and {text}"),
+        ({"column": "meta.topic", "prompt": "Topic of {labels}?"}, "must hold {text}"),
+        ({"column": "topic"}, "must be 'label' or 'meta.<key>'"),
+        ({"column": "label", "weight": 1e9}, "less than or equal to 100"),
+    ],
+)
+def test_a_task_spec_a_client_could_abuse_is_refused(spec, message):
+    """A service's client writes these: no attribute paths into str.format, no billion-fold sampling."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        TaskSpec(**spec)

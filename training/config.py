@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import random
 from pathlib import Path
+from string import Formatter
 from typing import Any, Literal
 
 import yaml
@@ -89,6 +90,12 @@ class SearchSpace(BaseModel):
         return [base.model_copy(update=Hyperparameters(**{**base.model_dump(), **c}).model_dump()) for c in combos]
 
 
+PROMPT_FIELDS = ("task", "labels", "text")
+MAX_TASK_WEIGHT = 100.0
+"""A sampling weight repeats a task's examples that many times an epoch: bounded, so a config
+cannot make one run hold billions of copies."""
+
+
 class TaskSpec(BaseModel):
     """One task of a multi-task run: where its targets are and how much its loss counts."""
 
@@ -96,7 +103,7 @@ class TaskSpec(BaseModel):
 
     column: str = "label"
     """``label`` or ``meta.<key>`` (a second label an import kept as a meta column)."""
-    weight: float = Field(default=1.0, ge=0)
+    weight: float = Field(default=1.0, ge=0, le=MAX_TASK_WEIGHT)
     """multi-task: its loss's weight in the sum (0 leaves the task out of training, its head
     untrained); causal-lm: its sampling weight beside the chats (each example ``weight`` times an
     epoch)."""
@@ -113,11 +120,18 @@ class TaskSpec(BaseModel):
     @field_validator("prompt")
     @classmethod
     def _formats(cls, prompt: str) -> str:
+        """Plain ``{task}``, ``{labels}`` and ``{text}`` only: a service's client writes this
+        template, and ``str.format`` would otherwise follow ``{text.__class__…}`` attribute paths."""
         try:
-            prompt.format(task="t", labels="a, b", text="x")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"only {{task}}, {{labels}} and {{text}} may be filled in ({exc})") from None
-        if "{text}" not in prompt:
+            fields = [
+                (name, spec, conversion) for _, name, spec, conversion in Formatter().parse(prompt) if name is not None
+            ]
+        except ValueError as exc:
+            raise ValueError(f"not a template: {exc}") from None
+        for name, spec, conversion in fields:
+            if name not in PROMPT_FIELDS or spec or conversion:
+                raise ValueError(f"only {{task}}, {{labels}} and {{text}} may be filled in, not {{{name}}}")
+        if "text" not in {name for name, _, _ in fields}:
             raise ValueError("must hold {text}, where the record's text goes")
         return prompt
 

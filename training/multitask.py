@@ -29,7 +29,7 @@ from safetensors.torch import load_file, save_file
 
 from corpusmill.errors import InputError
 from training.config import TaskSpec
-from training.tasks import label_names, model_config
+from training.tasks import label_names, model_config, named_rows
 
 MULTITASK_FILE = "multitask.json"
 HEADS_FILE = "heads.safetensors"
@@ -91,11 +91,9 @@ class MultiTaskTask:
     ) -> None:
         from transformers import AutoTokenizer
 
-        from training.tasks import _rows
-
         self.model_path, self.max_length, self.weighting = model_path, max_length, weighting
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
-        self.rows = {split: [r for r in _rows(ds) if r["text"]] for split, ds in splits.items()}
+        self.rows = {split: [r for r in named_rows(ds) if r["text"]] for split, ds in splits.items()}
         labels, multi = {}, {}
         declared = next((names for ds in splits.values() if (names := label_names(ds))), None)
         for name, spec in tasks.items():

@@ -55,7 +55,7 @@ def label_names(dataset: Any) -> list[str] | None:
     return list(names) if names is not None else None
 
 
-def _rows(dataset: Any) -> list[dict[str, Any]]:
+def named_rows(dataset: Any) -> list[dict[str, Any]]:
     """The split's rows, with ``ClassLabel`` indices as their names."""
     rows = [dict(row) for row in dataset]
     names = label_names(dataset)
@@ -88,7 +88,9 @@ class ClassificationTask:
         self.model_path = model_path
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
         self.max_length = max_length
-        rows = {name: [r for r in _rows(ds) if r["label"] is not None and r["text"]] for name, ds in splits.items()}
+        rows = {
+            name: [r for r in named_rows(ds) if r["label"] is not None and r["text"]] for name, ds in splits.items()
+        }
         self.multi_label = any(isinstance(r["label"], list) for rs in rows.values() for r in rs)
         labels: set[str] = set()
         for rs in rows.values():
@@ -191,7 +193,7 @@ class CausalLMTask:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.max_length = max_length
-        self.rows = {name: [r for r in _rows(ds) if r["text"] or r["messages"]] for name, ds in splits.items()}
+        self.rows = {name: [r for r in named_rows(ds) if r["text"] or r["messages"]] for name, ds in splits.items()}
         self.labels: list[str] = []
         self.instructions: Any = None
         """Classification tasks as instruction chats (``training.instructions``), set by the

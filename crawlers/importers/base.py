@@ -170,12 +170,12 @@ class RowReader(Reader):
         """The row's record, or ``None`` once :meth:`bad` has dealt with a row that cannot be one."""
         missing = [column for column in self.required_columns() if column not in row]
         if missing:
-            self.bad(where, BadRow("missing_field", f"missing field {missing[0]!r}", _raw(row)))
+            self.bad(where, BadRow("missing_field", f"missing field {missing[0]!r}", raw_row(row)))
             return None
         try:
             return self.to_record(row, where)
         except InputError as exc:
-            self.bad(where, BadRow(getattr(exc, "reason_label", "invalid_record"), exc.reason, _raw(row)))
+            self.bad(where, BadRow(getattr(exc, "reason_label", "invalid_record"), exc.reason, raw_row(row)))
             return None
 
     def required_columns(self) -> list[str]:
@@ -187,7 +187,8 @@ class RowReader(Reader):
         self.skip_bad_input(where, row.reason, row.raw)
 
 
-def _raw(row: dict[str, Any]) -> str:
+def raw_row(row: dict[str, Any]) -> str:
+    """A row as a reject's ``raw`` text (JSON, cut at 2,000 characters)."""
     import json
 
     return json.dumps(row, ensure_ascii=False, default=str)[:2000]

@@ -10,7 +10,7 @@ from typing import Any
 from corpusmill.errors import InputError
 from corpusmill.registry import register
 from corpusmill.schema import Record, arrow_schema, class_labels, from_row, parquet_class_labels
-from crawlers.importers.base import BadRow, RowReader
+from crawlers.importers.base import BadRow, RowReader, raw_row
 
 BATCH_ROWS = 4096
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -60,7 +60,7 @@ class _ClassLabelNames:
             wrong = [i for i in indices if i is not None and (not isinstance(i, int) or not -1 <= i < len(labels))]
             if wrong:
                 message = f"column {column!r}: class index {wrong[0]!r} is not one of its {len(labels)} labels"
-                return BadRow("bad_class_label", message, repr(row)[:2000])
+                return BadRow("bad_class_label", message, raw_row(row))
             names = [labels[i] if i is not None and i >= 0 else None for i in indices]
             row[column] = names if isinstance(value, list) else names[0]
         return row
