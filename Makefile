@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch first, pinned: a looser pin pulls a multi-GB CUDA build; 2.13.0 is a local CPU wheel.
 TORCH := torch==2.13.0
 
-.PHONY: install demo test lint clean redis-server
+.PHONY: install demo test lint clean debian-packages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,13 +25,19 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/corpusmill demo --out corpusmill-demo
 
-# The shared-crawl tests start their own redis-server on a free loopback port (Debian's package).
-redis-server:
-	@command -v redis-server >/dev/null || { \
-		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+# Debian packages the tests need: the shared-crawl tests start their own redis-server on a free
+# loopback port; the browser tests drive Debian's chromium headless through Playwright (which
+# then downloads no browser of its own).
+DEBIAN_PACKAGES := redis-server chromium
 
-test: install redis-server
+debian-packages:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+test: install debian-packages
 	$(BIN)/python -m pytest -q
 
 lint: install

@@ -202,10 +202,10 @@ class BackTranslate(Augmenter):
         for index, language, texts in candidates:
             checks = [next(verdicts) for _ in texts]
             reason = next((r for r, _ in checks if r is not None), None)
-            if reason is not None:
-                self.discard(reason)
-                continue
             scores = [s for _, s in checks if s is not None]
+            if reason is not None:
+                self.discard(reason, records[index], texts, round(min(scores), 4) if scores else None)
+                continue
             out[index].append(
                 derive(records[index], len(out[index]), "bt", self._provenance(language, scores), texts, p.roles)
             )

@@ -103,7 +103,7 @@ class EasyDataAugmenter(Augmenter):
             rng = rng_for(self.seed, self.label, record.id, k)
             variant = [self.rewrite(text, rng) for text in originals]
             if tuple(variant) in seen:
-                self.discard("duplicate_variant")
+                self.discard("duplicate_variant", record, variant)
                 continue
             seen.add(tuple(variant))
             params: dict[str, Any] = {"operation": p.operation, "rate": p.rate, "seed": self.seed}

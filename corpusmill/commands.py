@@ -32,8 +32,10 @@ def serve(
     ] = False,
     max_jobs: Annotated[int, typer.Option(min=1, help="Jobs running at once.")] = 1,
     public_docs: Annotated[bool, typer.Option(help="Serve /docs and /openapi.json without the token.")] = False,
+    max_upload_mb: Annotated[int, typer.Option(min=1, help="Largest input file a client may upload, in MiB.")] = 256,
 ) -> None:
-    """Run the HTTP API (OpenAPI docs at /docs); every endpoint but /health needs the token.
+    """Run the HTTP API and its web page (at /; OpenAPI docs at /docs); everything but /health
+    and the sign-in page needs the token.
 
     Without a configured token one is generated and printed with a ready URL (as Jupyter does);
     on loopback, requests must name the bound address in ``Host`` (no DNS rebinding).
@@ -41,7 +43,9 @@ def serve(
     from corpusmill.service import serve as run_service
 
     try:
-        run_service(host, port, workspace, token_file, allow_private_targets, max_jobs, public_docs, console)
+        run_service(
+            host, port, workspace, token_file, allow_private_targets, max_jobs, public_docs, console, max_upload_mb
+        )
     except CorpusmillError as exc:
         raise fail(exc) from None
 
@@ -108,9 +112,15 @@ def demo(
         bool, typer.Option("--train/--no-train", help="End with short fine-tunes of MiniLM and SmolLM2.")
     ] = True,
     skip_classifier: Annotated[bool, typer.Option(help="Fine-tune only the chat model.")] = False,
+    serve_after: Annotated[
+        bool, typer.Option("--serve", help="Then serve the demo directory and print a link to its release's page.")
+    ] = False,
+    port: Annotated[int, typer.Option(help="Port for --serve.")] = 8000,
 ) -> None:
     """Build a release from the help-centre corpus that ships inside corpusmill, then fine-tune on it:
-    an intent classifier (MiniLM) and a chat model (SmolLM2-135M-Instruct with LoRA)."""
+    an intent classifier (MiniLM) and a chat model (SmolLM2-135M-Instruct with LoRA). With
+    ``--serve``, open the result in the web page: the demo directory becomes the service's
+    workspace (its inputs, release and training runs), on 127.0.0.1."""
     from corpusmill.demo import prepare_demo
     from corpusmill.demo.training import train_demo_models
 
@@ -121,5 +131,10 @@ def demo(
         say(f"Config: {config_path}\nCard:   {result.release_dir / 'README.md'}")
         for line in train_demo_models(result.release_dir, out_dir, skip_classifier, console) if train_model else []:
             say(line)
+        if serve_after:
+            from corpusmill.service import serve as run_service
+
+            page = f"/ui/releases/{result.release_dir.parent.name}/{result.release_dir.name}"
+            run_service("127.0.0.1", port, out_dir, None, False, 1, False, console, open_path=page)
     except CorpusmillError as exc:
         raise fail(exc) from None

@@ -7,6 +7,7 @@ value is reported as e.g. ``clean[1].min_chars: Input should be a valid integer`
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -198,20 +199,46 @@ class BuildConfig(BaseModel):
 
     def make_clean_steps(self) -> list[PipelineStep]:
         return label_steps(
-            [make_step("clean", spec.step, f"clean[{i}]", spec.step_params) for i, spec in enumerate(self.clean)]
+            [
+                make_step("clean", spec.step, key, self._resolve_paths("clean", spec.step, key, spec.step_params))
+                for key, spec in ((f"clean[{i}]", spec) for i, spec in enumerate(self.clean))
+            ]
         )
 
     def make_splitter(self) -> Splitter:
-        splitter = make_step("split", self.split.method, "split", self.split.step_params, seed=self.seed)
+        params = self._resolve_paths("split", self.split.method, "split", self.split.step_params)
+        splitter = make_step("split", self.split.method, "split", params, seed=self.seed)
         assert isinstance(splitter, Splitter)
         return splitter
 
     def make_augmenters(self) -> list[Augmenter]:
         steps = [
-            make_step("augment", spec.step, f"augment[{i}]", spec.step_params, seed=self.seed)
-            for i, spec in enumerate(self.augment)
+            make_step(
+                "augment",
+                spec.step,
+                key,
+                self._resolve_paths("augment", spec.step, key, spec.step_params),
+                seed=self.seed,
+            )
+            for key, spec in ((f"augment[{i}]", spec) for i, spec in enumerate(self.augment))
         ]
         return label_steps(steps)  # type: ignore[return-value]
+
+    def _resolve_paths(self, kind: str, name: str, key: str, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` with every relative path it sets resolved against the config's directory,
+        where :meth:`confine_paths` checked it: a step opens what was checked, whatever the
+        process's working directory (a service's is not its workspace). A ``LocalPath`` string
+        that names nothing there is left alone: it is a hub id."""
+        try:
+            model = _step_class(kind, name, key).Params.model_validate(params)
+        except ValidationError:
+            return params  # make_step reports it, with its key path
+        resolved = copy.deepcopy(params)
+        for path_key, value in path_values(model):
+            target = self.resolve(value)
+            if isinstance(value, Path) or target.exists():
+                _set_key_path(resolved, path_key, str(target))
+        return resolved
 
     def step_sections(self) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
         """``(key path, step kind, step name, parameters)`` of every step the config names."""
@@ -330,6 +357,15 @@ def label_steps(steps: list[PipelineStep], prefix: str = "") -> list[PipelineSte
         seen[step.name] = seen.get(step.name, 0) + 1
         step.label = prefix + (step.name if seen[step.name] == 1 else f"{step.name}.{seen[step.name]}")
     return steps
+
+
+def _set_key_path(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``a.b[2].c`` (a key path as :func:`path_values` writes it) inside nested dicts and lists."""
+    parts: list[str | int] = [int(p) if p.isdigit() else p for p in re.split(r"\.|\[|\]", key) if p]
+    target: Any = data
+    for part in parts[:-1]:
+        target = target[part]
+    target[parts[-1]] = value
 
 
 def _clean_msg(msg: str) -> str:

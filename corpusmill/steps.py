@@ -479,8 +479,16 @@ class Augmenter(RecordStep):
     def eligible(self, record: Record) -> bool:
         return (record.split or "train") in self.params.splits  # type: ignore[attr-defined]
 
-    def discard(self, reason: str) -> None:
+    def discard(
+        self, reason: str, parent: Record | None = None, texts: list[str] | None = None, similarity: float | None = None
+    ) -> None:
+        """Count a variant the augmenter will not emit; given the ``parent`` it came from, also
+        keep it in the parent's ``meta[<step>]["discarded"]`` (its texts, reason and score), so the
+        release shows what the quality filter threw away beside what it kept."""
         self.stats.discarded[reason] += 1
+        if parent is not None:
+            kept = parent.meta.setdefault(self.name, {})
+            kept.setdefault("discarded", []).append({"reason": reason, "texts": texts or [], "similarity": similarity})
 
     def card_section(self, report: StepReport) -> str:
         """How many records this augmenter added, what it discarded, and a warning when it was

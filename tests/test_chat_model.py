@@ -200,7 +200,7 @@ def test_generate_and_chat_answer_through_the_command_line(lora_run, tmp_path):
 def test_search_picks_the_lora_run_with_the_lowest_validation_perplexity(coffee_release, tmp_path):
     config = TrainConfig(
         method="lora",
-        hyperparameters=SHORT.model_copy(update={"max_steps": 4}),
+        hyperparameters=SHORT.model_copy(update={"max_steps": 2, "max_length": 64}),
         generation_samples=0,
         compare_base=False,
     )
@@ -223,9 +223,9 @@ def test_ablation_reports_what_augmentation_bought_a_chat_model(tmp_path):
     config = TrainConfig(
         method="lora",
         text_field="messages",
-        hyperparameters=SHORT.model_copy(update={"max_steps": 3}),
+        hyperparameters=SHORT.model_copy(update={"max_steps": 2, "max_length": 96}),
         generation_samples=2,
-        max_new_tokens=12,
+        max_new_tokens=8,
         compare_base=False,
     )
     report = ablate(release, "causal-lm", SMOLLM2, tmp_path / "ablation", config, seeds=[1])

@@ -85,8 +85,9 @@ def test_a_poisoned_shared_crawl_queue_is_never_unpickled(tmp_path, redis_url):
 
 
 def test_tokens_are_compared_in_constant_time(tmp_path, monkeypatch):
-    """Every token check, header or cookie, goes through ``hmac.compare_digest`` (whose time does
-    not depend on where the first differing byte is), never ``==``."""
+    """Every token check, header, sign-in form or session cookie (its MAC), goes through
+    ``hmac.compare_digest`` (whose time does not depend on where the first differing byte is),
+    never ``==``."""
     import hmac
 
     from fastapi.testclient import TestClient
@@ -104,10 +105,16 @@ def test_tokens_are_compared_in_constant_time(tmp_path, monkeypatch):
     with TestClient(create_app(tmp_path, TOKEN)) as client:
         assert client.get("/jobs", headers={"Authorization": f"Bearer {TOKEN[:-1]}x"}).status_code == 401
         assert client.get("/jobs", headers=AUTH).status_code == 200
-        client.cookies.set("corpusmill_token", TOKEN)
-        assert client.get("/jobs").status_code == 200
-    assert (f"{TOKEN[:-1]}x".encode(), TOKEN.encode()) in compared
-    assert compared.count((TOKEN.encode(), TOKEN.encode())) >= 2  # the header and the cookie
+        assert (f"{TOKEN[:-1]}x".encode(), TOKEN.encode()) in compared
+        assert client.post("/session", data={"token": TOKEN}, follow_redirects=False).status_code == 303
+        assert compared.count((TOKEN.encode(), TOKEN.encode())) >= 2  # the header and the sign-in form
+        compared.clear()
+        assert client.get("/jobs").status_code == 200  # the session cookie: its MAC, compared in constant time
+        assert any(len(a) == len(b) == 64 and a == b for a, b in compared)
+        cookie = client.cookies["corpusmill_session"]
+        client.cookies.clear()
+        client.cookies.set("corpusmill_session", cookie[:-1] + ("1" if cookie.endswith("0") else "0"))
+        assert client.get("/jobs").status_code == 401
 
 
 def test_service_refuses_redis_anywhere_in_a_config(tmp_path):
@@ -429,7 +436,7 @@ def test_without_a_token_one_is_generated_and_hosts_are_checked(tmp_path):
     try:
         lines = [process.stdout.readline() for _ in range(2)]
         token = lines[0].split("token:")[1].strip()
-        assert f"/docs?token={token}" in lines[1]
+        assert f"/?token={token}" in lines[1]
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while True:
@@ -446,8 +453,9 @@ def test_without_a_token_one_is_generated_and_hosts_are_checked(tmp_path):
         assert rebinding.status_code == 421
         browser = httpx.Client()
         assert browser.get(f"{url}/docs?token={token}").status_code == 200
-        assert browser.get(f"{url}/openapi.json").status_code == 200  # the cookie signs it in
-        assert httpx.get(f"{url}/openapi.json", cookies={"corpusmill_token": "wrong"}).status_code == 401
+        assert browser.get(f"{url}/openapi.json").status_code == 200  # the session cookie signs it in
+        assert token not in browser.cookies["corpusmill_session"]
+        assert httpx.get(f"{url}/openapi.json", cookies={"corpusmill_session": "x.wrong"}).status_code == 401
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)

@@ -104,7 +104,8 @@ def test_the_executor_release_writer_card_and_service_name_no_stage():
     """They run, write and show whatever list of steps a config makes; which sections a config
     has is the config's business (and the steps' labels carry it)."""
     found = []
-    for name in ("executor.py", "ray_executor.py", "release.py", "card.py", "service/app.py", "service/runners.py"):
+    service = ("service/app.py", "service/runners.py", "service/web.py", "service/browse.py")
+    for name in ("executor.py", "ray_executor.py", "release.py", "card.py", *service):
         tree = ast.parse((REPO / "corpusmill" / name).read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in STAGE_NAMES:

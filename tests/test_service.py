@@ -226,6 +226,14 @@ def test_a_train_job_fine_tunes_on_a_release_of_the_workspace(workspace):
         assert 0 <= done["result"]["test"]["accuracy"] <= 1 and "macro_f1" in done["result"]["test"]
         report = Path(done["result"]["report"])
         assert report.is_file() and report.is_relative_to(workspace / "jobs")
+        runs = {run["run"]: run for run in service.get("/runs").json()}
+        run = runs[f"jobs/{done['id']}/model"]  # the web page's training runs
+        assert run["test"] == done["result"]["test"] and run["release"]["name"] == "svc"
+        page = service.get(f"/ui/runs/{run['run']}")
+        assert page.status_code == 200 and f'src="/runs/{run["run"]}/files/confusion_matrix.png"' in page.text
+        assert service.get(f"/runs/{run['run']}/files/confusion_matrix.png").content.startswith(b"\x89PNG")
+        assert service.get(f"/runs/{run['run']}/files/log.txt").status_code == 404
+        assert service.get("/runs/jobs/../../etc/files/report.json").status_code == 404
         missing = service.post("/jobs", {"kind": "train", "config": {**train, "release": "svc/9"}})
         assert missing.status_code == 404  # refused at submission: no such release
     finally:

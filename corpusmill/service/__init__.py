@@ -24,10 +24,12 @@ def serve(
     max_jobs: int,
     public_docs: bool,
     console: Console,
+    max_upload_mb: int = 256,
+    open_path: str = "/",
 ) -> None:
-    """Serve the API until stopped. Without a configured token, one is generated and printed with
-    a ready URL (as Jupyter does) — on loopback only; on loopback, requests must name the bound
-    address in ``Host`` (no DNS rebinding)."""
+    """Serve the API and the web page until stopped. Without a configured token, one is generated
+    and printed with a ready URL to ``open_path`` (as Jupyter does) — on loopback only; on
+    loopback, requests must name the bound address in ``Host`` (no DNS rebinding)."""
     import uvicorn
 
     token = token_file.read_text(encoding="utf-8").strip() if token_file else os.environ.get("CORPUSMILL_TOKEN")
@@ -46,10 +48,16 @@ def serve(
         token = secrets.token_urlsafe(24)
         shown = f"[{host}]" if ":" in host else host
         console.print(f"corpusmill service token: {token}", highlight=False, soft_wrap=True)
-        console.print(f"open http://{shown}:{port}/docs?token={token}", highlight=False, soft_wrap=True)
+        console.print(f"open http://{shown}:{port}{open_path}?token={token}", highlight=False, soft_wrap=True)
     allowed_hosts = {host.strip("[]"), "localhost", "127.0.0.1", "::1"} if loopback else None
     workspace.mkdir(parents=True, exist_ok=True)
     app = create_app(
-        workspace, token, allow_private_targets, max_jobs, allowed_hosts=allowed_hosts, public_docs=public_docs
+        workspace,
+        token,
+        allow_private_targets,
+        max_jobs,
+        allowed_hosts=allowed_hosts,
+        public_docs=public_docs,
+        max_upload=max_upload_mb * 1024 * 1024,
     )
     uvicorn.run(app, host=host, port=port, log_level="warning")
