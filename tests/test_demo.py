@@ -1,9 +1,15 @@
 """`corpusmill demo` end to end, as a user runs it."""
 
 import json
+import os
 import re
+import signal
+import socket
 import subprocess
 import sys
+import time
+
+import httpx
 
 
 def test_demo_builds_a_verified_release_and_reruns_as_up_to_date(tmp_path):
@@ -52,13 +58,42 @@ def test_demo_builds_a_verified_release_and_reruns_as_up_to_date(tmp_path):
 
 def test_two_demo_runs_write_the_same_data_files_whatever_port_the_site_had(tmp_path):
     """The help centre is served on a random loopback port each run; its records name the
-    published origin instead, so ids, groups and splits do not depend on the port."""
-    releases = []
-    for run in ("first", "second"):
-        command = [sys.executable, "-m", "corpusmill", "demo", "--no-train", "--out", str(tmp_path / run)]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr
-        releases.append(tmp_path / run / "releases" / "parcelly-helpdesk" / "1.0.0")
+    published origin instead, so ids, groups and splits do not depend on the port. The second
+    run ends with ``--serve``: the printed link opens its release in the web page."""
+    command = [sys.executable, "-m", "corpusmill", "demo", "--no-train", "--out", str(tmp_path / "first")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    serving = subprocess.Popen(
+        [*command[:-1], str(tmp_path / "second"), "--serve", "--port", str(port)],
+        env={k: v for k, v in os.environ.items() if k != "CORPUSMILL_TOKEN"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        link = next(line.split()[1] for line in serving.stdout if line.startswith("open http://"))
+        assert link.startswith(f"http://127.0.0.1:{port}/ui/releases/parcelly-helpdesk/1.0.0?token=")
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                page = httpx.get(link, headers={"Accept": "text/html"}, follow_redirects=True, timeout=5)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        assert (
+            page.status_code == 200
+            and "parcelly-helpdesk <small>1.0.0</small>" in page.text
+            and "Balanced" in page.text
+        )
+    finally:
+        os.killpg(serving.pid, signal.SIGTERM)
+        serving.wait(timeout=30)
+    releases = [tmp_path / run / "releases" / "parcelly-helpdesk" / "1.0.0" for run in ("first", "second")]
     first, second = releases
     files = sorted(p.relative_to(first) for p in first.rglob("*") if p.parent.name in ("data", "jsonl"))
     assert len(files) == 6

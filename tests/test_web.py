@@ -23,6 +23,7 @@ TOKEN = "web-token-93ab"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 RELEASE = "/releases/parcelly-helpdesk"
 SCRIPT = "<script>window.__xss = 1</script> Where is my parcel, please?"
+RELABELLED = "Can you tell me where my package is?,track_parcel"
 NEW_QUESTIONS = [
     (SCRIPT, "track_parcel", "delivery"),
     ("Has my refund for the returned boots gone through yet?", "refund_status", "after_sales"),
@@ -43,6 +44,12 @@ def workspace(tmp_path_factory) -> Path:
     data = yaml.safe_load(config.read_text())
     data["release"]["version"] = "1.1.0"
     data["split"]["previous"] = "releases/parcelly-helpdesk/1.0.0"
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    LocalExecutor(load_config(config), workers=1).build()
+    questions = workspace / "inputs" / "questions.csv"  # 1.2.0: one question relabelled, another seed, no previous
+    questions.write_text(questions.read_text().replace(RELABELLED, RELABELLED.replace("track_parcel", "refund_status")))
+    data["release"]["version"], data["seed"] = "1.2.0", 99
+    del data["split"]["previous"]
     config.write_text(yaml.safe_dump(data, sort_keys=False))
     LocalExecutor(load_config(config), workers=1).build()
     return workspace
@@ -238,6 +245,16 @@ def test_compare_counts_added_records_and_no_split_moves_with_previous(client, w
     assert {"key": "release.version", "old": "1.0.0", "new": "1.1.0"} in diff["config"]
     refunds = sum(1 for r in new.values() if r["label"] == "refund_status" and r["split"] == "train")
     assert diff["labels"]["train"]["refund_status"]["new"] == refunds
+    reshuffled = client.get(f"{RELEASE}/1.1.0/compare/1.2.0", headers=AUTH).json()
+    again = {r["id"]: r for split in ("train", "validation", "test") for r in jsonl(workspace, "1.2.0", split)}
+    moved = sorted(i for i in new.keys() & again.keys() if new[i]["split"] != again[i]["split"])
+    assert moved and reshuffled["split_changed"]["count"] == len(moved)  # another seed, no previous: records move
+    assert [e["id"] for e in reshuffled["split_changed"]["examples"]] == moved[:50]
+    content = ("text", "messages", "label")
+    changed = sorted(i for i in new.keys() & again.keys() if any(new[i][k] != again[i][k] for k in content))
+    assert reshuffled["changed"]["count"] == len(changed) and reshuffled["changed"]["examples"] == changed[:50]
+    relabelled = [i for i in changed if new[i]["label"] != again[i]["label"] and not new[i]["parent_id"]]
+    assert len(relabelled) == 1  # same text, so the same id, and a new label (the rest: typos of another seed)
     moved_back = client.get(f"{RELEASE}/1.1.0/compare/1.0.0", headers=AUTH).json()
     assert moved_back["removed"]["count"] == diff["added"]["count"]
     assert client.get(f"{RELEASE}/1.1.0/compare/%2E%2E", headers=AUTH).status_code == 404
