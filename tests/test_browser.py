@@ -10,14 +10,12 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 
-import httpx
 import pytest
 import yaml
+from served import free_port, wait_until_up
 
 from corpusmill.config import load_config
 from corpusmill.demo import prepare_demo
@@ -52,9 +50,7 @@ def service(tmp_path_factory):
     data["release"]["version"] = "0.9.0"
     config.write_text(yaml.safe_dump(data, sort_keys=False))
     LocalExecutor(load_config(config), workers=1).build()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "corpusmill", "serve", "--port", str(port), "--workspace", str(workspace)],
         env={**os.environ, "CORPUSMILL_TOKEN": TOKEN},
@@ -63,14 +59,7 @@ def service(tmp_path_factory):
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(f"{url}/health", timeout=1)
-            break
-        except httpx.HTTPError:
-            assert time.monotonic() < deadline, "the service did not start"
-            time.sleep(0.2)
+    wait_until_up(f"{url}/health")
     yield url, workspace
     os.killpg(process.pid, signal.SIGTERM)
     process.wait(timeout=30)

@@ -4,12 +4,11 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import time
 
 import httpx
+from served import free_port, wait_until_up
 
 
 def test_demo_builds_a_verified_release_and_reruns_as_up_to_date(tmp_path):
@@ -63,9 +62,7 @@ def test_two_demo_runs_write_the_same_data_files_whatever_port_the_site_had(tmp_
     command = [sys.executable, "-m", "corpusmill", "demo", "--no-train", "--out", str(tmp_path / "first")]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     serving = subprocess.Popen(
         [*command[:-1], str(tmp_path / "second"), "--serve", "--port", str(port)],
         env={k: v for k, v in os.environ.items() if k != "CORPUSMILL_TOKEN"},
@@ -77,14 +74,8 @@ def test_two_demo_runs_write_the_same_data_files_whatever_port_the_site_had(tmp_
     try:
         link = next(line.split()[1] for line in serving.stdout if line.startswith("open http://"))
         assert link.startswith(f"http://127.0.0.1:{port}/ui/releases/parcelly-helpdesk/1.0.0?token=")
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                page = httpx.get(link, headers={"Accept": "text/html"}, follow_redirects=True, timeout=5)
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
+        wait_until_up(link)
+        page = httpx.get(link, headers={"Accept": "text/html"}, follow_redirects=True, timeout=30)
         assert (
             page.status_code == 200
             and "parcelly-helpdesk <small>1.0.0</small>" in page.text

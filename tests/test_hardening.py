@@ -18,6 +18,7 @@ import httpx
 import pytest
 import redis
 from edge_site import Site, crawl_command, linear_routes
+from served import wait_until_up
 from test_service import AUTH, TOKEN, Service, build_config
 
 from corpusmill.config import parse_config
@@ -438,14 +439,7 @@ def test_without_a_token_one_is_generated_and_hosts_are_checked(tmp_path):
         token = lines[0].split("token:")[1].strip()
         assert f"/?token={token}" in lines[1]
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{url}/health", timeout=1)
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
+        wait_until_up(f"{url}/health")
         assert httpx.get(f"{url}/jobs").status_code == 401
         assert httpx.get(f"{url}/docs").status_code == 401
         assert httpx.get(f"{url}/jobs", headers={"Authorization": f"Bearer {token}"}).status_code == 200

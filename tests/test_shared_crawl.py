@@ -139,7 +139,7 @@ def test_page_limit_holds_across_workers_and_a_late_worker_only_writes_the_outpu
 
 
 def test_unreachable_redis_fails_in_one_line(tmp_path):
-    from redis_server import free_port
+    from served import free_port
 
     url = f"redis://127.0.0.1:{free_port()}/0"
     result = subprocess.run(

@@ -21,6 +21,7 @@ cannot reach the service by DNS rebinding.
 import hmac
 import json
 import secrets
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -58,6 +59,10 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 STATIC = resources.files("corpusmill.service") / "static"
 SWAGGER = resources.files("fastapi_swagger") / "resources"
 """Swagger UI 5 as fastapi-swagger ships it: ``/docs`` works with no CDN in reach."""
+
+
+Offset = Annotated[int, Query(ge=0)]
+Limit = Annotated[int, Query(ge=1, le=browse.MAX_PAGE)]
 
 
 class JobRequest(BaseModel):
@@ -381,20 +386,20 @@ def create_app(
         min_chars: Annotated[int | None, Query(ge=0)] = None,
         max_chars: Annotated[int | None, Query(ge=0)] = None,
         augmented: bool | None = None,
-        offset: Annotated[int, Query(ge=0)] = 0,
-        limit: Annotated[int, Query(ge=1, le=browse.MAX_PAGE)] = 50,
+        offset: Offset = 0,
+        limit: Limit = 50,
     ) -> dict[str, Any]:
         """One page of a split's records (of one of its configs), filtered server-side."""
         wanted = browse.RecordFilter(q, label, source, min_chars, max_chars, augmented)
-        return records(_release(name, version), split, config, wanted, offset, limit).to_dict()
+        return paged(browse.records_page, _release(name, version), split, wanted, offset, limit, config).to_dict()
 
-    def records(
-        directory: Path, split: str, config: str, wanted: browse.RecordFilter, offset: int, limit: int
-    ) -> browse.Page:
+    def paged(read: Callable[..., browse.Page], *args: Any) -> browse.Page:
+        """A page from one of :mod:`browse`'s readers; a split, config or step the release does
+        not have is a 404."""
         try:
-            return browse.records_page(directory, split, wanted, offset, limit, config)
-        except KeyError:
-            raise HTTPException(404, "no such split or config in this release") from None
+            return read(*args)
+        except KeyError as exc:
+            raise HTTPException(404, f"this release has no split, config or step {exc.args[0]!r}") from None
 
     @app.get("/releases/{name}/{version}/rejects", dependencies=[Depends(authorised)])
     def release_rejects(name: str, version: str) -> list[dict[str, Any]]:
@@ -407,51 +412,33 @@ def create_app(
         version: str,
         step: str,
         reason: str = "",
-        offset: Annotated[int, Query(ge=0)] = 0,
-        limit: Annotated[int, Query(ge=1, le=browse.MAX_PAGE)] = 20,
+        offset: Offset = 0,
+        limit: Limit = 20,
     ) -> dict[str, Any]:
         """A step's rejected records (of one reason), each with its reason and scores."""
-        return step_rejects(_release(name, version), step, reason, offset, limit).to_dict()
-
-    def step_rejects(directory: Path, step: str, reason: str, offset: int, limit: int) -> browse.Page:
-        try:
-            return browse.rejects_page(directory, step, reason, offset, limit)
-        except KeyError:
-            raise HTTPException(404, "no such step in this release") from None
+        return paged(browse.rejects_page, _release(name, version), step, reason, offset, limit).to_dict()
 
     @app.get("/releases/{name}/{version}/augmented", dependencies=[Depends(authorised)])
     def release_augmented(
         name: str,
         version: str,
         split: str = "train",
-        offset: Annotated[int, Query(ge=0)] = 0,
-        limit: Annotated[int, Query(ge=1, le=browse.MAX_PAGE)] = 20,
+        offset: Offset = 0,
+        limit: Limit = 20,
     ) -> dict[str, Any]:
-        """Augmented records beside their parents, with the variants the augmenter discarded."""
-        return augmented(_release(name, version), split, offset, limit).to_dict()
+        """Augmented records beside the parent each came from, with how it was made."""
+        return paged(browse.augmented_pairs, _release(name, version), split, offset, limit).to_dict()
 
     @app.get("/releases/{name}/{version}/discarded", dependencies=[Depends(authorised)])
     def release_discarded(
         name: str,
         version: str,
         split: str = "train",
-        offset: Annotated[int, Query(ge=0)] = 0,
-        limit: Annotated[int, Query(ge=1, le=browse.MAX_PAGE)] = 20,
+        offset: Offset = 0,
+        limit: Limit = 20,
     ) -> dict[str, Any]:
         """Records whose augmenter discarded variants of them, with those variants and reasons."""
-        return discarded(_release(name, version), split, offset, limit).to_dict()
-
-    def augmented(directory: Path, split: str, offset: int, limit: int) -> browse.Page:
-        try:
-            return browse.augmented_pairs(directory, split, offset, limit)
-        except KeyError:
-            raise HTTPException(404, "no such split in this release") from None
-
-    def discarded(directory: Path, split: str, offset: int, limit: int) -> browse.Page:
-        try:
-            return browse.discarded_variants(directory, split, offset, limit)
-        except KeyError:
-            raise HTTPException(404, "no such split in this release") from None
+        return paged(browse.discarded_variants, _release(name, version), split, offset, limit).to_dict()
 
     @app.get("/releases/{name}/{version}/compare/{other}", dependencies=[Depends(authorised)])
     def release_compare(name: str, version: str, other: str) -> dict[str, Any]:
@@ -616,10 +603,7 @@ def create_app(
             job_view=job_view,
             release_dir=_release,
             release_list=release_list,
-            records=records,
-            step_rejects=step_rejects,
-            augmented=augmented,
-            discarded=discarded,
+            paged=paged,
             run_dir=_run,
         ),
     )

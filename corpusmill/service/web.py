@@ -52,10 +52,7 @@ class Site:
     job_view: Callable[[dict[str, Any]], dict[str, Any]]
     release_dir: Callable[[str, str], Path]
     release_list: Callable[[], list[dict[str, Any]]]
-    records: Callable[..., browse.Page]
-    step_rejects: Callable[..., browse.Page]
-    augmented: Callable[..., browse.Page]
-    discarded: Callable[..., browse.Page]
+    paged: Callable[..., browse.Page]
     run_dir: Callable[[str], Path]
 
 
@@ -256,7 +253,7 @@ def add_pages(app: FastAPI, site: Site) -> None:
         signed_in(request)
         directory, context = release_context(name, version)
         wanted = browse.RecordFilter(q[:200], label, source, _int(min_chars), _int(max_chars))
-        page = site.records(directory, split, config, wanted, max(0, offset), 25)
+        page = site.paged(browse.records_page, directory, split, wanted, max(0, offset), 25, config)
         query = {"split": split, "config": config, "q": q, "label": label, "source": source}
         query |= {"min_chars": min_chars, "max_chars": max_chars}
         return render(
@@ -270,7 +267,7 @@ def add_pages(app: FastAPI, site: Site) -> None:
         signed_in(request)
         directory, context = release_context(name, version)
         counts = browse.reject_counts(context["manifest"])
-        page = site.step_rejects(directory, step, reason, max(0, offset), 20) if step else None
+        page = site.paged(browse.rejects_page, directory, step, reason, max(0, offset), 20) if step else None
         query = {"step": step, "reason": reason}
         return render(
             request,
@@ -290,8 +287,8 @@ def add_pages(app: FastAPI, site: Site) -> None:
     ) -> HTMLResponse:
         signed_in(request)
         directory, context = release_context(name, version)
-        page = site.augmented(directory, split, max(0, offset), 20)
-        thrown = site.discarded(directory, split, max(0, discarded_offset), 20)
+        page = site.paged(browse.augmented_pairs, directory, split, max(0, offset), 20)
+        thrown = site.paged(browse.discarded_variants, directory, split, max(0, discarded_offset), 20)
         discarded = {
             step: report["discarded"]
             for segment in context["manifest"]["segments"]
