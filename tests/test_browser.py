@@ -97,6 +97,7 @@ def test_a_person_with_a_browser_and_the_token_builds_and_inspects_a_release(chr
         page.wait_for_selector("#jobs tbody tr td.state-succeeded", timeout=180_000)
         page.click("#jobs tbody tr a")
         page.wait_for_selector("#job-result a")
+        assert "Records per split" in page.text_content("#log")  # the job's log, read live
         page.click("#job-result a")
         page.wait_for_url(f"{url}/ui/releases/parcelly-helpdesk/1.0.0")
         assert "Balanced" in page.text_content("#accounting")

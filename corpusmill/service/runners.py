@@ -15,11 +15,14 @@ def run_build(config: dict[str, Any], workspace: Path, job_dir: Path) -> dict[st
     """The config is written as a YAML file in the workspace, so relative paths resolve there and
     checkpoints (keyed by release name and version) survive a service restart. Its paths
     are confined to the workspace again here, as at submission (a symlink may have appeared)."""
+    from corpusmill.console import print_summary
     from corpusmill.executor import LocalExecutor
 
     path = workspace / f"build-{job_dir.name}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    print(f"Building {config['release']['name']} {config['release']['version']} from {path.name}", flush=True)
     result = LocalExecutor(load_config(path, workspace=workspace), workers=1).build()
+    print_summary(result)  # into the job's log: records per split, rejects by reason
     return {
         "release": f"{config['release']['name']}/{config['release']['version']}",
         "up_to_date": result.up_to_date,

@@ -79,14 +79,14 @@ def table_of(value: Any) -> dict[str, Any] | None:
     of mappings; ``None`` for scalars and mixed shapes. How the page shows any step's report
     without knowing the step."""
     if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
-        columns = sorted({c for v in value.values() for c in v if not isinstance(v[c], dict | list)})
+        columns = list(dict.fromkeys(c for v in value.values() for c in v if not isinstance(v[c], dict | list)))
         if columns:
             return {
                 "columns": ["", *columns],
                 "rows": [[key, *(v.get(c, "") for c in columns)] for key, v in value.items()],
             }
     if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-        columns = sorted({c for v in value for c in v})
+        columns = list(dict.fromkeys(c for v in value for c in v))
         return {
             "columns": columns,
             "rows": [

@@ -42,6 +42,11 @@ async function refreshJobs() {
   const answer = await api("GET", "/jobs");
   if (!answer.ok) return;
   table.replaceChildren();
+  if (answer.data.length === 0) {
+    const row = document.createElement("tr");
+    cell(row, "No jobs yet: submit a build below.").colSpan = 8;
+    table.appendChild(row);
+  }
   for (const job of answer.data.slice().reverse()) {
     const row = document.createElement("tr");
     row.dataset.job = job.id;
