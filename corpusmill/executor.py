@@ -307,12 +307,14 @@ class PipelineRunner(StepRunner):
 
     @staticmethod
     def progress_of(work_dir: Path) -> dict[str, Any]:
-        """The checkpoints a build in ``work_dir`` has finished, with each one's record count:
-        what the service shows for a running or restarted job."""
+        """The checkpoints a build in ``work_dir`` has finished, with each one's record count, and
+        the one it is building (its directory still has its temp name): what the service shows
+        for a running or restarted job."""
         done = {}
         for marker in sorted(work_dir.glob(f"*/{DONE}")):
             done[marker.parent.name] = json.loads(marker.read_text(encoding="utf-8"))["records_out"]
-        return {"segments_done": list(done), "records_out": done}
+        running = sorted(path.name[1 : -len(".partial")] for path in work_dir.glob(".*.partial") if path.is_dir())
+        return {"segments_done": list(done), "records_out": done, "running": running}
 
     def _run_segment(
         self, name: str, steps: list[PipelineStep], key: str, previous: SegmentResult | None

@@ -98,6 +98,8 @@ def test_a_person_with_a_browser_and_the_token_builds_and_inspects_a_release(chr
         page.click("#jobs tbody tr a")
         page.wait_for_selector("#job-result a")
         assert "Records per split" in page.text_content("#log")  # the job's log, read live
+        checkpoints = page.locator("#job-progress td:first-child").all_text_contents()
+        assert checkpoints[0].startswith("00.read.") and any(".split." in c for c in checkpoints)
         page.click("#job-result a")
         page.wait_for_url(f"{url}/ui/releases/parcelly-helpdesk/1.0.0")
         assert "Balanced" in page.text_content("#accounting")

@@ -376,7 +376,12 @@ def test_the_executor_reports_the_segments_a_build_finished(banking_release):
     assert progress["segments_done"] == [segment["name"] for segment in manifest["segments"]]
     assert progress["segments_done"] == ["00.read.banking77", "01.clean.exact_dedup", "02.split.stratified"]
     assert progress["records_out"] == {segment["name"]: segment["records_out"] for segment in manifest["segments"]}
-    assert LocalExecutor.progress_of(work / "nothing-here") == {"segments_done": [], "records_out": {}}
+    assert progress["running"] == []
+    (work / ".03.augment.eda.partial").mkdir()  # how a segment's directory is named while it is built
+    assert LocalExecutor.progress_of(work)["running"] == ["03.augment.eda"]
+    (work / ".03.augment.eda.partial").rmdir()
+    empty = {"segments_done": [], "records_out": {}, "running": []}
+    assert LocalExecutor.progress_of(work / "nothing-here") == empty
 
 
 class RecordingHub:

@@ -33,8 +33,10 @@ function errorLines(data) {
 }
 
 function progressText(job) {
-  const done = (job.progress && job.progress.segments_done) || [];
-  return done.join(", ");
+  const progress = job.progress || {};
+  const done = (progress.segments_done || []).map((name) => `${name} ✓`);
+  const running = (progress.running || []).map((name) => `${name} …`);
+  return [...done, ...running].join(", ");
 }
 
 async function refreshJobs() {
@@ -117,7 +119,9 @@ async function refreshJob(id) {
     }
     const progress = document.getElementById("job-progress");
     progress.replaceChildren();
-    for (const [segment, count] of Object.entries((job.data.progress && job.data.progress.records_out) || {})) {
+    const seen = job.data.progress || {};
+    const rows = [...Object.entries(seen.records_out || {}), ...(seen.running || []).map((s) => [s, "running…"])];
+    for (const [segment, count] of rows) {
       const row = document.createElement("tr");
       cell(row, segment);
       cell(row, count);
