@@ -183,7 +183,7 @@ class BackTranslate(Augmenter):
             for pivot in p.pivots:
                 table = variants_by_pivot[pivot.language]
                 if any(not table[part] for _, pieces in layout for parts, _ in pieces for part in parts):
-                    self.discard("pivot_too_long")  # a pivot sentence the backward model cannot take
+                    self.discard("pivot_too_long", records[index])  # a sentence the backward model cannot take
                     continue
                 for k in range(p.n):
                     texts = assemble(layout, table, k)

@@ -110,6 +110,25 @@ def test_sampling_gives_n_distinct_variants_and_reports_shortfall(tiny_marian, t
     assert sum(len({r.text for r in derived if r.parent_id == f"r{i}"}) >= 2 for i in range(4)) >= 3
 
 
+def test_each_discarded_variant_stays_with_its_parent_with_reason_and_similarity(tiny_marian, tmp_path):
+    """What the release browser shows beside a parent: the back-translations the quality filter
+    threw away, each with its reason, texts and chrF similarity (kept in ``meta["backtranslate"]``)."""
+    bt = step(
+        tiny_marian, tmp_path, quality={**backtranslate_params(tiny_marian, tmp_path)["quality"], "min_similarity": 0.6}
+    )
+    out = list(bt.run([rec(i, t) for i, t in enumerate(SENTENCES)]))
+    parents = [r for r in out if not r.parent_id]
+    kept = [r for r in out if r.parent_id]
+    thrown = [(p, v) for p in parents for v in p.meta.get("backtranslate", {}).get("discarded", [])]
+    assert kept and thrown  # the threshold keeps some and throws some away
+    assert len(thrown) == sum(bt.stats.discarded.values())
+    assert {v["reason"] for _, v in thrown} == set(bt.stats.discarded)
+    for parent, variant in thrown:
+        if variant["reason"] == "low_similarity":
+            assert variant["similarity"] < 0.6 and len(variant["texts"]) == 1 and variant["texts"][0] != parent.text
+    assert all(r.augmentation.params["similarity"] >= 0.6 for r in kept)
+
+
 def test_default_decoding_is_greedy_for_one_variant_and_beam_search_for_more(tiny_marian, tmp_path):
     """The default chosen by bench/decoding.py: greedy at n=1; the n best beams at n>1, which give
     distinct variants where greedy could give only one."""

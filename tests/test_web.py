@@ -290,3 +290,29 @@ def test_every_page_renders_from_the_package_with_no_outside_asset(client):
     assert '<img src="/releases/parcelly-helpdesk/1.0.0/files/plots/labels.png"' in overview
     assert "split.stratified" in overview and "js_divergence" in overview  # the split report's own tables
     assert "SwaggerUIBundle" in client.get("/docs").text and "cdn" not in client.get("/docs").text.lower()
+
+
+def test_back_translations_show_pivot_models_and_similarity_and_what_the_filter_threw_away(tiny_marian, tmp_path):
+    from tiny_marian import backtranslate_params
+
+    sentences = ["I am very happy.", "Where is the station?", "Tom is tired.", "I like dogs.", "It is cold today."]
+    rows = [{"text": t, "label": "a" if i % 2 else "b"} for i, t in enumerate(sentences * 6)]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({**r, "id": str(i)}) + "\n" for i, r in enumerate(rows)))
+    augment = backtranslate_params(tiny_marian, tmp_path / "cache", min_similarity=0.6)
+    from conftest import write_config
+
+    config = write_config(
+        tmp_path, sources=[{"type": "jsonl", "path": "in.jsonl", "label": "label"}], augment=[augment]
+    )
+    LocalExecutor(load_config(config), workers=1).build()
+    with TestClient(create_app(tmp_path, TOKEN)) as client:
+        pairs = client.get("/releases/test/1.0.0/augmented", headers=AUTH).json()["rows"]
+        thrown = client.get("/releases/test/1.0.0/discarded", headers=AUTH).json()["rows"]
+        page = client.get("/ui/releases/test/1.0.0/augmented", headers=AUTH).text
+    assert pairs and thrown  # a 0.6 chrF threshold keeps some back-translations of the tiny model and drops some
+    params = pairs[0]["augmentation"]["params"]
+    assert params["pivot"] == "de" and params["similarity"] >= 0.6 and params["models"]["forward"]["model"]
+    assert "pivot: de" in page and "forward model: " in page and f"similarity: {params['similarity']}" in page
+    low = [v for row in thrown for v in row["discarded"] if v["reason"] == "low_similarity"]
+    assert low and all(v["similarity"] < 0.6 for v in low)
+    assert f"(similarity {low[0]['similarity']})" in page
