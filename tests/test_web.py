@@ -298,7 +298,7 @@ def test_back_translations_show_pivot_models_and_similarity_and_what_the_filter_
     sentences = ["I am very happy.", "Where is the station?", "Tom is tired.", "I like dogs.", "It is cold today."]
     rows = [{"text": t, "label": "a" if i % 2 else "b"} for i, t in enumerate(sentences * 6)]
     (tmp_path / "in.jsonl").write_text("".join(json.dumps({**r, "id": str(i)}) + "\n" for i, r in enumerate(rows)))
-    augment = backtranslate_params(tiny_marian, tmp_path / "cache", min_similarity=0.6)
+    augment = backtranslate_params(tiny_marian, tmp_path / "cache", min_similarity=0.4)
     from conftest import write_config
 
     config = write_config(
@@ -309,10 +309,10 @@ def test_back_translations_show_pivot_models_and_similarity_and_what_the_filter_
         pairs = client.get("/releases/test/1.0.0/augmented", headers=AUTH).json()["rows"]
         thrown = client.get("/releases/test/1.0.0/discarded", headers=AUTH).json()["rows"]
         page = client.get("/ui/releases/test/1.0.0/augmented", headers=AUTH).text
-    assert pairs and thrown  # a 0.6 chrF threshold keeps some back-translations of the tiny model and drops some
+    assert pairs and thrown  # a 0.4 chrF threshold keeps some back-translations of the tiny model and drops some
     params = pairs[0]["augmentation"]["params"]
-    assert params["pivot"] == "de" and params["similarity"] >= 0.6 and params["models"]["forward"]["model"]
+    assert params["pivot"] == "de" and params["similarity"] >= 0.4 and params["models"]["forward"]["model"]
     assert "pivot: de" in page and "forward model: " in page and f"similarity: {params['similarity']}" in page
     low = [v for row in thrown for v in row["discarded"] if v["reason"] == "low_similarity"]
-    assert low and all(v["similarity"] < 0.6 for v in low)
+    assert low and all(v["similarity"] < 0.4 for v in low)
     assert f"(similarity {low[0]['similarity']})" in page
