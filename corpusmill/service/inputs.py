@@ -7,13 +7,12 @@ leaves no half file that a build could read.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+
+from corpusmill.io import atomic_write
 
 INPUTS = "inputs"
 MAX_NAME = 100
@@ -73,21 +72,11 @@ def list_inputs(workspace: Path) -> list[dict[str, Any]]:
 async def save_upload(chunks: AsyncIterator[bytes], target: Path, max_bytes: int) -> int:
     """Stream ``chunks`` into ``target`` atomically; raises :class:`UploadTooLarge` (and keeps
     nothing) once more than ``max_bytes`` arrived."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".upload", dir=target.parent)
     received = 0
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            async for chunk in chunks:
-                received += len(chunk)
-                if received > max_bytes:
-                    raise UploadTooLarge(f"upload over {max_bytes} bytes")
-                handle.write(chunk)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_write(target, "wb") as handle:
+        async for chunk in chunks:
+            received += len(chunk)
+            if received > max_bytes:
+                raise UploadTooLarge(f"upload over {max_bytes} bytes")
+            handle.write(chunk)
     return received
