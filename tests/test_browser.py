@@ -115,6 +115,11 @@ def test_a_person_with_a_browser_and_the_token_builds_and_inspects_a_release(chr
         page.click("#apply-filters")
         labels = page.locator("#records td.label").all_text_contents()
         assert labels and set(labels) == {"refund_status"}
+        page.click("#records tbody tr a >> nth=0")  # a record's own page: its fields, scores and provenance
+        assert "refund_status" in page.text_content("#record-facts") and "meta.length" in page.text_content(
+            "#record-facts"
+        )
+        page.go_back()
 
         page.click("nav.tabs >> text=Rejects")
         page.click("#reject-counts >> text=too_few_chars")
@@ -158,7 +163,8 @@ def test_docs_render_offline_in_the_browser(chromium, service):
         page.on("request", lambda request: outside.append(request.url) if not request.url.startswith(url) else None)
         page.goto(f"{url}/docs?token={TOKEN}")
         page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)  # Swagger UI ran and listed the operations
-        assert page.locator(".opblock-summary-path", has_text="/releases/{name}/{version}/records").count() == 1
+        paths = [p.replace("\u200b", "") for p in page.locator(".opblock-summary-path").all_text_contents()]
+        assert "/releases/{name}/{version}/records" in paths and "/inputs/{name}" in paths
         assert outside == []
         assert "token=" not in page.url  # exchanged for the session cookie
     finally:

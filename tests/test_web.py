@@ -223,6 +223,20 @@ def test_rejects_show_reason_and_scores_and_augmented_records_their_parent(clien
     assert {v["reason"] for v in variants} == set(eda["discarded"]) and all(v["texts"] for v in variants)
 
 
+def test_a_record_page_shows_where_it_came_from_and_what_was_derived_from_it(client, workspace):
+    train = jsonl(workspace, "1.0.0", "train")
+    child = next(r for r in train if r["parent_id"])
+    story = client.get(f"{RELEASE}/1.0.0/records/{child['id']}", headers=AUTH).json()
+    assert story["record"]["id"] == child["id"] and story["record"]["split"] == "train"
+    assert story["record"]["augmentation"] == child["augmentation"] and story["parent"]["id"] == child["parent_id"]
+    parent = client.get(f"{RELEASE}/1.0.0/records/{child['parent_id']}", headers=AUTH).json()
+    assert [r["id"] for r in parent["derived"]] == [r["id"] for r in train if r["parent_id"] == child["parent_id"]]
+    assert parent["record"]["meta"] == next(r["meta"] for r in train if r["id"] == child["parent_id"])
+    assert client.get(f"{RELEASE}/1.0.0/records/no-such-id", headers=AUTH).status_code == 404
+    page = client.get(f"/ui{RELEASE}/1.0.0/records/{child['parent_id']}", headers=AUTH).text
+    assert f'href="/ui/releases/parcelly-helpdesk/1.0.0/records/{child["id"]}"' in page and "meta.length" in page
+
+
 def every_row(client: TestClient, path: str) -> list[dict]:
     rows, offset = [], 0
     while True:

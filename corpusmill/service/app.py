@@ -30,6 +30,7 @@ from urllib.parse import urlencode, urlsplit
 
 import yaml
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Path as Path_
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
@@ -401,6 +402,17 @@ def create_app(
         except KeyError as exc:
             raise HTTPException(404, f"this release has no split, config or step {exc.args[0]!r}") from None
 
+    @app.get("/releases/{name}/{version}/records/{record_id:path}", dependencies=[Depends(authorised)])
+    def release_record(name: str, version: str, record_id: Annotated[str, Path_(max_length=300)]) -> dict[str, Any]:
+        """One record with its split, scores and provenance, its parent and its derived records."""
+        return story(_release(name, version), record_id)
+
+    def story(directory: Path, record_id: str) -> dict[str, Any]:
+        try:
+            return browse.record_story(directory, record_id)
+        except KeyError:
+            raise HTTPException(404, "no record with this id in this release") from None
+
     @app.get("/releases/{name}/{version}/rejects", dependencies=[Depends(authorised)])
     def release_rejects(name: str, version: str) -> list[dict[str, Any]]:
         """Each step that rejected records, with its counts per reason."""
@@ -604,6 +616,7 @@ def create_app(
             release_dir=_release,
             release_list=release_list,
             paged=paged,
+            story=story,
             run_dir=_run,
         ),
     )

@@ -250,6 +250,33 @@ def _rows_by_id(release_dir: Path, manifest: dict[str, Any], split: str, ids: li
     return found
 
 
+def record_story(release_dir: Path, record_id: str) -> dict[str, Any]:
+    """One record as the release holds it, wherever it is: its split, every field (source and
+    fetch time, each step's scores in ``meta``, how it was made if derived), the record it was
+    derived from and those derived from it. Raises ``KeyError`` when no split holds it."""
+    manifest = manifest_of(release_dir)
+    record = None
+    children: list[dict[str, Any]] = []
+    for split in manifest["splits"]:
+        files = split_files(release_dir, manifest, split)
+        names = parquet_class_labels(pq.read_schema(files[0])).get("label") if files else None
+        for batch in _batches(files):
+            hits = pc.or_(
+                pc.fill_null(pc.equal(_column(batch, "id"), record_id), False),
+                pc.fill_null(pc.equal(_column(batch, "parent_id"), record_id), False),
+            )
+            for row in batch.filter(hits).to_pylist():
+                if row["id"] == record_id:
+                    record = _named(row, names)
+                else:
+                    children.append(_named(row, names))
+    if record is None:
+        raise KeyError(record_id)
+    parent_id = record["parent_id"]
+    parent = _rows_by_id(release_dir, manifest, record["split"], [parent_id]).get(parent_id) if parent_id else None
+    return {"record": record, "parent": parent, "derived": children}
+
+
 def reject_counts(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     """Each step that rejected anything, by stage, with its count per reason."""
     out = []

@@ -53,6 +53,7 @@ class Site:
     release_dir: Callable[[str, str], Path]
     release_list: Callable[[], list[dict[str, Any]]]
     paged: Callable[..., browse.Page]
+    story: Callable[[Path, str], dict[str, Any]]
     run_dir: Callable[[str], Path]
 
 
@@ -259,6 +260,14 @@ def add_pages(app: FastAPI, site: Site) -> None:
         return render(
             request, "records.html", tab="records", page=page, query=query, pager=_pager(page, query), **context
         )
+
+    @app.get("/ui/releases/{name}/{version}/records/{record_id:path}", include_in_schema=False)
+    def record_page(request: Request, name: str, version: str, record_id: str) -> HTMLResponse:
+        signed_in(request)
+        directory, context = release_context(name, version)
+        story = site.story(directory, record_id[:300])
+        shown = json.dumps(story["record"], indent=2, ensure_ascii=False)
+        return render(request, "record.html", tab="records", story=story, record_json=shown, **context)
 
     @app.get("/ui/releases/{name}/{version}/rejects", include_in_schema=False)
     def rejects_page(
