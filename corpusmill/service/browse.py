@@ -142,7 +142,10 @@ def _mask(batch: pa.RecordBatch, wanted: RecordFilter, label_ids: dict[str, int]
 
 
 def _has_label(column: pa.Array, label: str, label_ids: dict[str, int]) -> np.ndarray:
-    value: Any = label_ids.get(label, -2) if label_ids else label
+    inner = column.type.value_type if pa.types.is_list(column.type) else column.type
+    value: Any = label
+    if pa.types.is_integer(inner):  # class ids: by the file's names, or given as an id
+        value = label_ids.get(label, -2) if label_ids else (int(label) if label.isdigit() else -2)
     if pa.types.is_list(column.type):
         flat = pc.list_flatten(column)
         parents = pc.list_parent_indices(column).to_numpy(zero_copy_only=False)
