@@ -54,7 +54,8 @@ FAST = Hyperparameters(learning_rate=4e-4, epochs=1, batch_size=32, max_length=4
 
 
 def test_minilm_learns_banking_intents(banking_release, tmp_path):
-    report = train(banking_release, "classification", "minilm", tmp_path / "run", TrainConfig(hyperparameters=FAST))
+    short = FAST.model_copy(update={"max_steps": 40, "learning_rate": 6e-4})  # 0.94 accuracy here, in 40 steps
+    report = train(banking_release, "classification", "minilm", tmp_path / "run", TrainConfig(hyperparameters=short))
     test = report["test"]["metrics"]
     assert test["accuracy"] >= 0.80, test  # chance is 0.10
     assert report["test_evaluations"] == 1 and report["search"]["evaluated_on"] == "validation"
