@@ -90,6 +90,11 @@ def test_sign_in_gives_a_session_cookie_not_the_token_and_state_changes_need_csr
     assert client.post("/jobs", json=body).status_code == 403  # a cookie alone cannot change state
     assert client.post("/jobs", json=body, headers={"X-CSRF-Token": "f" * 64}).status_code == 403
     assert client.post("/jobs", json=body, headers={"X-CSRF-Token": csrf}).status_code == 422  # past CSRF
+    assert client.post("/session/end").status_code == 403  # signing out is a state change too
+    assert client.post("/session/end", headers={"X-CSRF-Token": csrf}).status_code == 204
+    assert client.get("/jobs").status_code == 401  # the cookie is gone
+    client.post("/session", data={"token": TOKEN, "next": "/ui/jobs"})
+    csrf = csrf_of(client.get("/ui/jobs").text)
     client.cookies.clear()
     assert client.post("/jobs", json=body, headers=AUTH).status_code == 422  # the bearer token needs no CSRF
     assert client.post("/jobs", json=body, headers={"X-CSRF-Token": csrf}).status_code == 401
@@ -114,6 +119,8 @@ def test_yaml_submissions_name_the_line_and_refuse_aliases(client):
     assert refused.status_code == 422 and "aliases are not accepted" in refused.json()["detail"][0]["msg"]
     unknown = client.post("/jobs", json={"kind": "build", "config_yaml": "seed: 1\nsoruces: []\n"}, headers=headers)
     assert unknown.json()["detail"][0]["loc"] == ["body", "config_yaml", "soruces"]
+    deep = client.post("/jobs", json={"kind": "build", "config_yaml": "a: " + "[" * 200_000}, headers=headers)
+    assert deep.status_code == 422 and "nested deeper than 32 levels" in deep.json()["detail"][0]["msg"]
     both = client.post("/jobs", json={"kind": "build", "config": {}, "config_yaml": "seed: 1"}, headers=headers)
     assert both.status_code == 422
 

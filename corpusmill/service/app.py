@@ -99,12 +99,21 @@ def _invalid(path: str, message: str, field: str = "config") -> HTTPException:
 
 def parse_yaml_config(text: str) -> dict[str, Any]:
     """A config sent as YAML: one mapping, no anchors or aliases (an alias bomb expands a
-    kilobyte into billions of nodes once walked), errors with their line."""
+    kilobyte into billions of nodes once walked), nested at most ``MAX_NESTING`` deep (PyYAML
+    builds nodes recursively: a megabyte of ``[`` would exhaust the stack), errors with their
+    line. Both are checked on the event stream, which is flat, before anything is built."""
     try:
+        depth = 0
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            line = event.start_mark.line + 1
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-                line = event.start_mark.line + 1
                 raise _invalid("", f"line {line}: YAML anchors and aliases are not accepted", "config_yaml")
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_NESTING:
+                    raise _invalid("", f"line {line}: nested deeper than {MAX_NESTING} levels", "config_yaml")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -609,6 +618,7 @@ def create_app(
             sessions=sessions,
             session_cookie=SESSION_COOKIE,
             valid_token=valid,
+            authorised=authorised,
             set_session=set_session,
             jobs=store.all,
             job=_job,

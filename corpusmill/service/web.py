@@ -9,7 +9,6 @@ markdown-it with raw HTML off, so a description in a config cannot inject markup
 
 from __future__ import annotations
 
-import hmac
 import json
 import re
 from collections.abc import Callable
@@ -21,7 +20,7 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import jinja2
 import yaml
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markdown_it import MarkdownIt
 
@@ -46,6 +45,8 @@ class Site:
     sessions: Any
     session_cookie: str
     valid_token: Callable[[str | None], bool]
+    authorised: Callable[..., None]
+    """The API's own check: bearer token, or session cookie with its CSRF token on a state change."""
     set_session: Callable[[Response], None]
     jobs: Callable[[], list[dict[str, Any]]]
     job: Callable[[str], dict[str, Any]]
@@ -167,12 +168,9 @@ def add_pages(app: FastAPI, site: Site) -> None:
         site.set_session(response)
         return response
 
-    @app.post("/session/end", include_in_schema=False)
-    def signout(request: Request) -> Response:
-        signed_in(request)
-        given = request.headers.get("x-csrf-token", "").encode()
-        if not request.state.csrf or not hmac.compare_digest(given, request.state.csrf.encode()):
-            raise HTTPException(403, "missing or wrong CSRF token (X-CSRF-Token)")
+    @app.post("/session/end", include_in_schema=False, dependencies=[Depends(site.authorised)])
+    def signout() -> Response:
+        """Forget the session cookie (signed in and with the CSRF token, as every state change)."""
         response = Response(status_code=204)
         response.delete_cookie(site.session_cookie)
         return response
